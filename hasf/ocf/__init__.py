@@ -1,0 +1,21 @@
+"""hasf.ocf: the framework every hasf OCF resource agent is written with.
+
+Import what an agent needs from here; each name lives in a small module of
+its own (exitcodes, errors, params, environment, log, metadata, agent, main).
+"""
+
+from hasf.ocf.agent import ResourceAgent
+from hasf.ocf.errors import (CannotTell, ConfigurationProblems, GenericError, InvalidArgs,
+                             NotConfigured, NotInstalled, OCFError, PermissionDenied,
+                             Unimplemented)
+from hasf.ocf.exitcodes import DEGRADED, NOT_RUNNING, SUCCESS, OCFExit
+from hasf.ocf.main import main_for, run
+from hasf.ocf.actions import Action
+from hasf.ocf.params import (Boolean, Choice, Duration, Integer, Parameter, Path, String)
+
+__all__ = [
+    "Action", "Boolean", "CannotTell", "Choice", "ConfigurationProblems", "DEGRADED",
+    "Duration", "GenericError", "Integer", "InvalidArgs", "NOT_RUNNING", "NotConfigured",
+    "NotInstalled", "OCFError", "OCFExit", "Parameter", "Path", "PermissionDenied",
+    "ResourceAgent", "String", "SUCCESS", "Unimplemented", "main_for", "run",
+]

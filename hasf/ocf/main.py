@@ -1,0 +1,113 @@
+"""The one place where an OCF agent run becomes an exit status.
+
+Order of business: answer meta-data/usage without touching the live system;
+read the invocation and parameters; refuse bad parameters (all problems at
+once) except on stop and probes, where refusing could get a node fenced or
+a resource started twice; run the handler; turn typed errors into an
+`ocf-exit-reason:` line and their exit code; turn anything unexpected into
+OCF_ERR_GENERIC with a one-line reason -- never a traceback on stdout and
+never a guessed "not running".
+"""
+
+import os
+import sys
+
+from hasf.errors import HasfError
+from hasf.ocf.agent import HANDLERS
+from hasf.ocf.environment import Invocation
+from hasf.ocf.errors import ConfigurationProblems, OCFError
+from hasf.ocf.exitcodes import OCFExit
+from hasf.ocf.log import AgentLog
+from hasf.ocf.params import parse_params
+from hasf.secret import redact
+
+#: Actions that change or establish state: parameters must be right, and validate() runs first.
+VALIDATED = frozenset(("start", "migrate_to", "migrate_from", "reload", "reload-agent",
+                       "promote", "demote"))
+
+
+def exit_reason(message, environ=None, stream=None):
+    """Write the exit-reason line Pacemaker shows in crm_mon and pcs status."""
+    env = os.environ if environ is None else environ
+    prefix = env.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:")
+    text = " ".join(redact(str(message)).split())
+    (stream or sys.stderr).write("%s%s\n" % (prefix, text))
+
+
+def _error_code(exc):
+    """Map a non-OCF typed error to an exit code that tells the truth."""
+    from hasf.runner import CommandNotFound  # only on the failure path
+
+    if isinstance(exc, CommandNotFound):
+        return OCFExit.ERR_INSTALLED
+    return OCFExit.ERR_GENERIC
+
+
+def _dispatch(agent, invocation, problems):
+    action = invocation.action
+    if action == "validate-all":
+        if problems:
+            raise ConfigurationProblems(problems)
+        agent.validate()
+        return OCFExit.SUCCESS
+    if problems:
+        if action != "stop" and not invocation.is_probe:
+            raise ConfigurationProblems(problems)
+        agent.log.warning("continuing %s despite: %s" % (action, "; ".join(problems)))
+    if action in VALIDATED:
+        agent.validate()
+    rc = getattr(agent, HANDLERS[action])()
+    return OCFExit.SUCCESS if rc is None else OCFExit(rc)
+
+
+def run(agent_class, argv=None, environ=None, out=None, err=None):
+    """Run one OCF action of agent_class; returns the exit status."""
+    argv = sys.argv if argv is None else argv
+    env = os.environ if environ is None else environ
+    out, err = out or sys.stdout, err or sys.stderr
+    action = argv[1] if len(argv) > 1 else ""
+    if action == "meta-data":
+        from hasf.ocf.metadata import build
+
+        out.write(build(agent_class))
+        return OCFExit.SUCCESS
+    if action in ("usage", "help", "-h", "--help"):
+        out.write(agent_class.usage() + "\n")
+        return OCFExit.SUCCESS
+    if not agent_class.supports(action):
+        err.write(agent_class.usage() + "\n")
+        return OCFExit.ERR_ARGS if not action else OCFExit.ERR_UNIMPLEMENTED
+    invocation = Invocation(action, env)
+    log = AgentLog(agent_class.name, invocation.instance, env, stream=err)
+    params, problems = parse_params(agent_class.parameters, env, log)
+    agent = agent_class(invocation, params, problems, log)
+    try:
+        rc = _dispatch(agent, invocation, problems)
+    except OCFError as exc:
+        log.error("%s failed: %s" % (action, exc.message))
+        exit_reason(exc.message, env, err)
+        return exc.exit_code
+    except HasfError as exc:
+        log.error("%s failed: %s" % (action, exc.message))
+        exit_reason(exc.message, env, err)
+        return _error_code(exc)
+    except Exception as exc:  # noqa: BLE001 -- the last line of defence
+        import traceback
+
+        log.debug(traceback.format_exc())
+        reason = "internal error in %s %s: %s: %s" % (agent_class.name, action,
+                                                      type(exc).__name__, exc)
+        log.error(reason)
+        exit_reason(reason, env, err)
+        return OCFExit.ERR_GENERIC
+    log.debug("%s -> %s" % (action, rc.ocf_name))
+    return rc
+
+
+def main_for(agent_class):
+    """The entry point a launcher calls: exit with the action's status."""
+
+    def main():
+        return int(run(agent_class))
+
+    return main

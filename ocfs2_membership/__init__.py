@@ -1,0 +1,1 @@
+"""hasf.ocfs2_membership"""
