@@ -77,7 +77,7 @@ class DemoDevice(Device):
             result = self._ssh(target, self.opts.boot_id_command, deadline, self.timeout + 2)
         except runner.CommandTimeout:
             # connected but no answer: a hung node is not a node that is off
-            raise DeviceError("ssh to %s connected but did not answer" % target) from None
+            raise DeviceError("ssh to %s: no answer in time" % target) from None
         if result.rc == 255:
             text = result.stderr.lower()
             if any(word in text for word in UNREACHABLE):

@@ -116,13 +116,16 @@ class Engine:
     def _wait_for(self, target, want):
         """Poll status until it is `want` within power_timeout; the reason otherwise."""
         deadline = self._deadline(self.power_timeout)
-        last = {"state": None, "error": None}
+        last = {"state": None, "errors": {}}
 
         def reached():
             try:
                 state = self.device.status(target, deadline.sub(self.command_timeout))
             except DeviceError as exc:
-                last["error"] = exc
+                # distinct reasons, latest last: a call cut short by the deadline
+                # must not hide the answer the device gave before
+                last["errors"].pop(str(exc), None)
+                last["errors"][str(exc)] = True
                 self.log.debug("status of %s while waiting for %s: %s" % (target, want, exc))
                 return False
             last["state"] = state
@@ -133,8 +136,8 @@ class Engine:
         if deadline.wait_for(reached, self.status_interval):
             return
         why = "it still reports %s" % last["state"] if last["state"] else "no status read"
-        if last["error"] is not None:
-            why += " (last error: %s)" % last["error"]
+        if last["errors"]:
+            why += " (errors: %s)" % "; ".join(list(last["errors"])[-2:])
         raise PowerTimeout("%s did not power %s within %.0f s: %s"
                            % (target, want, self.power_timeout, why))
 
