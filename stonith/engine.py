@@ -20,7 +20,6 @@ fence-agents' `fence_action`, minus its weaknesses:
   logic without waiting.
 """
 
-import random
 import time
 
 from hasf.deadline import Deadline
@@ -63,7 +62,7 @@ class Device:
 class Engine:
     def __init__(self, device, log, *, power_timeout=20.0, power_wait=0.0, status_interval=0.5,
                  retry_on=1, delay=0.0, random_delay=0.0, command_timeout=None,
-                 clock=time.monotonic, sleep=time.sleep, rand=random.uniform):
+                 clock=time.monotonic, sleep=time.sleep, rand=None):
         self.device = device
         self.log = log
         self.power_timeout = power_timeout
@@ -108,6 +107,10 @@ class Engine:
     def _run_delay(self):
         wait = self.delay
         if self.random_delay > 0:
+            if self._rand is None:
+                import random
+
+                self._rand = random.uniform
             wait += self._rand(0, self.random_delay)
         if wait > 0:
             self.log.info("delaying fencing by %.1f s" % wait)

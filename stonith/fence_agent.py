@@ -13,7 +13,7 @@ import os
 import sys
 
 from hasf.deadline import Deadline
-from hasf.ocf.log import AgentLog
+from hasf.log import AgentLog
 from hasf.secret import redact
 from hasf.stonith import secrets
 from hasf.stonith.definition import IGNORED

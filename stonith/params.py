@@ -11,8 +11,6 @@ common ones (`COMMON`).  Secrets are wrapped in `hasf.secret.Secret` the
 moment they are read, so they redact themselves everywhere afterwards.
 """
 
-import getopt
-
 from hasf.secret import Secret
 from hasf.stonith.errors import ConfigError
 
@@ -198,6 +196,8 @@ class ParamSet:
 
     def from_argv(self, argv):
         """(name, value) pairs from getopt options with fence-agents' short/long names."""
+        import getopt
+
         shorts, longs, by_opt = "", [], {}
         for param in self.params:
             if not param.fence:

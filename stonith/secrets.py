@@ -9,9 +9,7 @@ environment variables, stdin or files, and is redacted from every text.
 """
 
 import os
-import shlex
 
-from hasf import runner
 from hasf.secret import Secret
 from hasf.stonith.errors import ConfigError
 
@@ -26,6 +24,10 @@ def read_file(path):
 
 
 def run_script(script, deadline, log=None):
+    import shlex
+
+    from hasf import runner
+
     try:
         argv = shlex.split(script)
     except ValueError as exc:

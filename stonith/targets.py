@@ -8,12 +8,14 @@ A bare name maps to itself.  cluster-glue lower-cases host names before
 (libvirt domain names are case-sensitive).
 """
 
-import re
-
 from hasf.stonith.errors import ConfigError, UnknownTarget
 
-_SPLIT = re.compile(r"[;,\s]+")
-_TOKEN = re.compile(r"^[A-Za-z0-9_.@+-]+$")
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+-")
+
+
+def _items(text):
+    """Entries separated by ';', ',' or whitespace (no re: it costs ms per exec)."""
+    return text.replace(";", " ").replace(",", " ").split()
 
 
 class TargetMap:
@@ -27,7 +29,7 @@ class TargetMap:
         """A map from any number of host list / host map strings (None skipped)."""
         entries, problems = [], []
         for text in texts:
-            for item in _SPLIT.split(text or ""):
+            for item in _items(text or ""):
                 if not item:
                     continue
                 node, sep, target = item.partition(":")
@@ -80,4 +82,4 @@ class TargetMap:
 
 def valid_token(name):
     """Pacemaker parses list output as tokens of [A-Za-z0-9_.-] (plus @+ here)."""
-    return bool(_TOKEN.match(name))
+    return bool(name) and set(name) <= _TOKEN_CHARS

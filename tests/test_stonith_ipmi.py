@@ -16,48 +16,54 @@ from test_stonith_helpers import CmdlineWatcher, agent, glue_plugins, run, stdin
 PASSWORD = "Hx9-q7Zr.pw"
 
 
+@pytest.fixture(params=["native", "ipmitool"])
+def client(request):
+    """Both IPMI clients must behave the same (the built-in RMCP+ one is the default)."""
+    return request.param
+
+
 @pytest.fixture
 def bmc():
     with IpmiSim(password=PASSWORD) as sim:
         yield sim
 
 
-def getopt_args(sim, *extra, password=PASSWORD):
+def getopt_args(sim, *extra, password=PASSWORD, client="auto"):
     # fence_ipmilan's own option names: an existing configuration works unchanged
     return [agent("ipmi"), "-a", "127.0.0.1", "-u", str(sim.port), "-l", "admin",
-            "-p", password, "-P", "-C", "3"] + list(extra)
+            "-p", password, "-P", "-C", "3", "--ipmi-client", client] + list(extra)
 
 
-def fenced_stdin(sim, action, password=PASSWORD, **extra):
+def fenced_stdin(sim, action, password=PASSWORD, client="auto", **extra):
     """What pacemaker-fenced writes: device params + action, port, nodename."""
     params = dict(action=action, port="node1", nodename="node1", ipaddr="127.0.0.1",
                   ipport=sim.port, login="admin", passwd=password, lanplus=1, cipher=3,
-                  power_timeout=5, stonith_status_sleep=0.2)
+                  power_timeout=5, stonith_status_sleep=0.2, ipmi_client=client)
     params.update(extra)
     return stdin_of(**params)
 
 
-def test_status_on_and_off(bmc):
-    result = run(getopt_args(bmc, "-o", "status"))
+def test_status_on_and_off(bmc, client):
+    result = run(getopt_args(bmc, "-o", "status", client=client))
     assert (result.returncode, result.stdout.strip()) == (0, "Status: ON")
     bmc.power = False
-    result = run(getopt_args(bmc, "-o", "status"))
+    result = run(getopt_args(bmc, "-o", "status", client=client))
     assert (result.returncode, result.stdout.strip()) == (2, "Status: OFF")
 
 
-def test_off_through_stdin_like_pacemaker_fenced(bmc):
-    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off"))
+def test_off_through_stdin_like_pacemaker_fenced(bmc, client):
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off", client=client))
     assert result.returncode == 0, result.stderr
     assert "Success: Powered OFF" in result.stdout
     assert bmc.power is False and bmc.calls().count("set power 0") == 1
     # already off: success without another power request
-    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off"))
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off", client=client))
     assert result.returncode == 0 and "Already OFF" in result.stdout
     assert bmc.calls().count("set power 0") == 1
 
 
-def test_reboot_is_off_then_on_never_a_cycle(bmc):
-    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot"))
+def test_reboot_is_off_then_on_never_a_cycle(bmc, client):
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot", client=client))
     assert result.returncode == 0, result.stderr
     assert "Success: Rebooted" in result.stdout
     sets = [c for c in bmc.calls() if c.startswith("set")]
@@ -71,19 +77,19 @@ def test_reboot_with_method_cycle_still_verifies_off(bmc):
     assert [c for c in bmc.calls() if c.startswith("set")] == ["set power 0", "set power 1"]
 
 
-def test_on_and_list(bmc):
+def test_on_and_list(bmc, client):
     bmc.power = False
-    result = run(getopt_args(bmc, "-o", "on"))
+    result = run(getopt_args(bmc, "-o", "on", client=client))
     assert result.returncode == 0 and "Powered ON" in result.stdout and bmc.power
-    result = run(getopt_args(bmc, "-o", "list", "--host-map", "node1"))
+    result = run(getopt_args(bmc, "-o", "list", "--host-map", "node1", client=client))
     assert result.returncode == 0 and result.stdout.split() == ["node1,"]
-    result = run(getopt_args(bmc, "-o", "monitor"))
+    result = run(getopt_args(bmc, "-o", "monitor", client=client))
     assert result.returncode == 0, result.stderr
 
 
-def test_wrong_password_fails_without_showing_it(bmc):
+def test_wrong_password_fails_without_showing_it(bmc, client):
     for action in ("status", "off", "monitor"):
-        result = run(getopt_args(bmc, "-o", action, password="wrong-Pw-123"))
+        result = run(getopt_args(bmc, "-o", action, password="wrong-Pw-123", client=client))
         assert result.returncode == 1
         assert "wrong-Pw-123" not in result.stdout + result.stderr
     assert bmc.power is True
@@ -101,28 +107,29 @@ def test_unreachable_bmc_is_a_bounded_failure():
     assert took < 20, took
 
 
-def test_lying_bmc_is_a_failure_not_success(bmc):
+def test_lying_bmc_is_a_failure_not_success(bmc, client):
     bmc.lying = True
     start = time.monotonic()
-    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off", power_timeout=3))
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "off", power_timeout=3, client=client))
     assert result.returncode == 1
     assert "did not power off within 3 s" in result.stderr
     assert 3 <= time.monotonic() - start < 15
-    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot", power_timeout=2))
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot", power_timeout=2, client=client))
     assert result.returncode == 1
     assert "set power 1" not in bmc.calls()      # never switched on without a verified off
 
 
-def test_no_password_in_any_cmdline_while_fencing(bmc):
+def test_no_password_in_any_cmdline_while_fencing(bmc, client):
     with CmdlineWatcher(PASSWORD) as watch:
         for _ in range(3):
-            result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot"))
+            result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "reboot", client=client))
             assert result.returncode == 0, result.stderr
             assert PASSWORD not in result.stdout + result.stderr
-        result = run(getopt_args(bmc, "-o", "reboot", "-v"))  # getopt: the agent's own argv
+        # getopt: the password is on the agent's own argv, put there by this test
+        result = run(getopt_args(bmc, "-o", "reboot", "-v", client=client))
     assert watch.scans > 10
-    # the only process that may carry it is the agent started with -p by this test itself
-    offenders = [hit for hit in watch.hits if b"ipmitool" in hit[1] or b"fence_hasf" not in hit[1]]
+    # the only process that may carry it is that agent itself: never ipmitool or anything else
+    offenders = [hit for hit in watch.hits if b"fence_hasf_ipmi -a" not in hit[1]]
     assert offenders == []
     assert PASSWORD not in result.stderr             # verbose log redacts it
 
