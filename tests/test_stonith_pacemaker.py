@@ -20,7 +20,7 @@ from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique
 from support.pacemaker import PacemakerCluster
 from support.waiting import wait_until
 
-from test_stonith_helpers import sbin_dir
+from test_stonith_helpers import plugin, sbin_dir
 
 pytestmark = [pytest.mark.pacemaker, pytest.mark.libvirt, pytest.mark.slow]
 URI = "qemu:///system"
@@ -49,7 +49,10 @@ def domain():
 
 @pytest.fixture(scope="module")
 def cluster(domain, node_uri):
-    with PacemakerCluster(["node1"], stonith_enabled=True, sbin_dir=sbin_dir()) as c:
+    # the glue plugin appears in the node's cluster-glue plugin dir only (overlay)
+    glue = [(plugin("libvirt"), "/usr/lib/stonith/plugins/external/hasf-libvirt")]
+    with PacemakerCluster(["node1"], stonith_enabled=True, sbin_dir=sbin_dir(),
+                          extra_binds=glue) as c:
         c.wait_online(60)
         yield c
 
@@ -71,16 +74,20 @@ def node_uri():
         os.rmdir(tmp)
 
 
+def primitive(rid, agent, attrs):
+    nv = "".join('<nvpair id="%s-%s" name="%s" value="%s"/>' % (rid, k, k, v)
+                 for k, v in attrs.items())
+    return ('<primitive id="%s" class="stonith" type="%s">'
+            '<instance_attributes id="%s-ia">%s</instance_attributes>'
+            '<operations><op id="%s-mon" name="monitor" interval="60s"/></operations>'
+            '</primitive>' % (rid, agent, rid, nv, rid))
+
+
 def device_xml(dom_name, uri):
-    ia = {"uri": uri, "pcmk_host_map": "target1:%s;target2:hasffence-no-such-domain" % dom_name,
-          "power_timeout": "10", "stonith_status_sleep": "0.2",
-          "pcmk_reboot_retries": "1", "pcmk_reboot_timeout": "40s"}
-    nv = "".join('<nvpair id="fence-virt-%s" name="%s" value="%s"/>' % (k, k, v)
-                 for k, v in ia.items())
-    return ('<primitive id="fence-virt" class="stonith" type="fence_hasf_libvirt">'
-            '<instance_attributes id="fence-virt-ia">%s</instance_attributes>'
-            '<operations><op id="fence-virt-mon" name="monitor" interval="60s"/></operations>'
-            '</primitive>' % nv)
+    return primitive("fence-virt", "fence_hasf_libvirt", {
+        "uri": uri, "pcmk_host_map": "target1:%s;target2:hasffence-no-such-domain" % dom_name,
+        "power_timeout": "10", "stonith_status_sleep": "0.2",
+        "pcmk_reboot_retries": "1", "pcmk_reboot_timeout": "40s"})
 
 
 def history(cluster, target):
@@ -129,3 +136,23 @@ def test_reboot_through_pacemaker_fenced(cluster, domain, node_uri):
     assert result.returncode != 0, result.stdout
     events = wait_until(lambda: history(cluster, "target2"), 15, 0.5, "target2 history")
     assert events and all(status != "success" for _a, _t, status in events), events
+
+
+def test_reboot_through_the_glue_plugin_and_fence_legacy(cluster, domain, node_uri):
+    """class=stonith type=external/hasf-libvirt: pacemaker-fenced -> fence_legacy ->
+    stonith -E -T reset -> the hasf-libvirt plugin."""
+    conn, name = domain
+    xml = primitive("fence-glue", "external/hasf-libvirt", {
+        "hostlist": "target3:%s" % name, "hypervisor_uri": node_uri, "power_timeout": "10",
+        "stonith_status_sleep": "0.2", "pcmk_host_list": "target3",
+        "pcmk_reboot_retries": "1", "pcmk_reboot_timeout": "40s"})
+    result = cluster.run("node1", ["cibadmin", "-C", "-o", "resources", "-X", xml])
+    assert result.returncode == 0, result.stderr
+    wait_until(lambda: "fence-glue" in cluster.run(
+        "node1", ["stonith_admin", "--list-registered"]).stdout, 30, 0.5, "fence-glue")
+    before = live_id(conn, name)
+    result = cluster.run("node1", ["stonith_admin", "--reboot", "target3", "--timeout", "60"],
+                         timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr + cluster.dump_logs(40)
+    assert conn.lookupByName(name).isActive() and live_id(conn, name) != before
+    assert ("reboot", "target3", "success") in history(cluster, "target3")
