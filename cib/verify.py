@@ -64,7 +64,7 @@ def fragment_context(element, base=None, schema=None):
         cib = Cib(schema)
         root = cib.root
     ids = {el.get("id") for el in root.iter() if el.get("id")}
-    inner = {el.get("id") for el in element.iter() if el.get("id")}
+    inner = {el.get("id") for el in element.iter() if el.get("id") and el.tag != "resource_ref"}
     refs = []
     for item in element.iter():
         for attr in IDREF_ATTRS:
