@@ -32,6 +32,8 @@ GLUE_DIRS = ("/usr/lib/stonith/plugins/external", "/usr/lib64/stonith/plugins/ex
 METADATA_TIMEOUT = 15
 #: parameters Pacemaker's fencer itself understands on every stonith resource
 FENCER_PARAMS = ("provides", "stonith-timeout")
+#: parameters the fencer passes itself on every call; never "missing" in a CIB
+FENCER_SUPPLIES = ("action", "port", "plug", "nodename")
 
 
 class ParamInfo:
@@ -291,6 +293,8 @@ def check_primitive(element, catalog, problems, strict=False, where=None):
             problems.error(rsc, "unknown parameter %r for %s (it has: %s)" % (
                 name, agent, ", ".join(sorted(known)) or "no parameters"))
     for name in sorted(known):
+        if key[0] == "stonith" and name in FENCER_SUPPLIES:
+            continue
         if info.parameters[name].required and not params.get(name):
             problems.error(rsc, "required parameter %r of %s is not set" % (name, agent))
     for op in element.iter("op"):

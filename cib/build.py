@@ -356,7 +356,7 @@ class Cib:
         if element is None:
             element = etree.Element(name)
             position = SECTION_ORDER.index(name)
-            for index, child in enumerate(self.configuration):
+            for child in self.configuration:
                 if child.tag in SECTION_ORDER and SECTION_ORDER.index(child.tag) > position:
                     child.addprevious(element)
                     break

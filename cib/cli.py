@@ -404,7 +404,14 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    # NAME=VALUE parameters may come before or after the options
+    if extra and hasattr(args, "params") and all("=" in e and not e.startswith("-")
+                                                 for e in extra):
+        args.params = list(args.params or []) + extra
+    elif extra:
+        top.error("unrecognized arguments: %s" % " ".join(extra))
     try:
         return args.func(args) or EXIT_OK
     except Usage as exc:
