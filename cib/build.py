@@ -340,7 +340,11 @@ def colocation_sets(sets, score_value, ids):
 class Cib:
     """One CIB document (configuration, no status) and its id provider."""
 
-    def __init__(self, schema, ids=None):
+    def __init__(self, schema=None, ids=None):
+        if schema is None:
+            from hasf.cib.tools import newest_schema
+
+            schema = newest_schema()
         self.root = etree.Element("cib")
         self.root.set("validate-with", schema)
         for attr, value in (("admin_epoch", "0"), ("epoch", "1"), ("num_updates", "0")):
