@@ -127,12 +127,16 @@ def _seconds_or_none(value):
 
 
 # -- finding agents -----------------------------------------------------------------------
-def source_manifest():
-    """(kind, name, module, function) of every hasf executable in a source checkout."""
+def default_manifest():
     import hasf
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(hasf.__file__))),
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(hasf.__file__))),
                         "packaging", "executables.txt")
+
+
+def source_manifest(path=None):
+    """(kind, name, module, function) of every hasf executable in a source checkout."""
+    path = path or default_manifest()
     entries = []
     if os.path.isfile(path):
         with open(path) as handle:
@@ -149,11 +153,30 @@ def _hasf_agent_key(kind, name):
             "glue": ("stonith", None, "external/hasf-" + name)}.get(kind)
 
 
+def _imported_metadata(module_name, agent_name):
+    """Meta-data of the hasf.ocf.ResourceAgent named agent_name in module, built in-process."""
+    import importlib
+
+    from hasf.ocf import ResourceAgent
+    from hasf.ocf.metadata import build
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, ResourceAgent) and \
+                getattr(value, "name", None) == agent_name:
+            return build(value)
+    return None
+
+
 class AgentCatalog:
     """Looks agents up once and remembers the answer (including "not found")."""
 
     def __init__(self, dirs=(), ocf_root=None, sbin_dirs=SBIN_DIRS, glue_dirs=GLUE_DIRS,
-                 use_source=True, use_installed=True):
+                 use_source=True, use_installed=True, manifest=None):
+        self.manifest = manifest
         self.dirs = [os.path.abspath(d) for d in dirs]
         self.ocf_root = ocf_root or os.environ.get("OCF_ROOT") or OCF_ROOT
         self.sbin_dirs = tuple(sbin_dirs)
@@ -200,12 +223,15 @@ class AgentCatalog:
             for path in installed:
                 out.append(("exec", path, argv_tail, env))
         if self.use_source and provider in ("hasf", None):
-            for entry_kind, name, module, function in source_manifest():
+            for entry_kind, name, module, function in source_manifest(self.manifest):
                 if _hasf_agent_key(entry_kind, name) == key:
+                    if entry_kind == "ocf":
+                        out.append(("import", module, kind, None))
                     code = ("import sys; from %s import %s as main; sys.exit(main())"
                             % (module, function))
+                    source_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
                     out.append(("source", "%s:%s" % (module, function),
-                                [sys.executable, "-c", code] + argv_tail, env))
+                                [sys.executable, "-c", code] + argv_tail, source_env))
         return out
 
     def _find(self, key):
@@ -218,6 +244,11 @@ class AgentCatalog:
                 if os.path.isfile(where):
                     with open(where, "rb") as handle:
                         return AgentInfo.from_xml(agent, handle.read(), where)
+                continue
+            if how == "import":
+                text = _imported_metadata(where, candidate[2])
+                if text is not None:
+                    return AgentInfo.from_xml(agent, text, "%s (imported)" % where)
                 continue
             if how == "exec":
                 if not (os.path.isfile(where) and os.access(where, os.X_OK)):
