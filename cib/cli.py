@@ -264,12 +264,23 @@ def cmd_fragment(args):
             problems.error(verdict.what, verdict.messages)
     problems.raise_if_any("the %s fragment" % element.tag)
     _warn(problems.warnings)
-    section = SECTION_OF.get(element.tag, "configuration")
-    if section in ("rsc_defaults", "op_defaults"):
-        sys.stderr.write("# load with: cibadmin --replace -o %s --xml-pipe\n" % section)
-    else:
-        sys.stderr.write("# load with: cibadmin --create -o %s --xml-pipe\n" % section)
+    if element.tag == "fencing-level":
+        # the section may not exist yet: wrap it, and let cibadmin create or merge it
+        wrapper = etree.Element("fencing-topology")
+        wrapper.append(element)
+        element = wrapper
+    sys.stderr.write("# load with: %s\n" % load_hint(element.tag))
     _emit(args, serialize(element))
+
+
+def load_hint(tag):
+    """The cibadmin command that loads a fragment with this root tag."""
+    section = SECTION_OF.get(tag, "configuration")
+    if tag in ("fencing-topology", "rsc_defaults", "op_defaults"):
+        return "cibadmin --modify --allow-create -o configuration --xml-pipe"
+    if tag == "cluster_property_set":
+        return "cibadmin --modify --allow-create -o crm_config --xml-pipe"
+    return "cibadmin --create -o %s --xml-pipe" % section
 
 
 def _emit(args, text):

@@ -1,0 +1,260 @@
+"""Generated CIBs checked by Pacemaker's own offline tools: xmllint against the installed
+schema, crm_verify (exit 0 once crm_simulate -u brought the nodes up), crm_simulate for the
+seed's crash test, cibadmin/crm_diff on file CIBs (CIB_file) for apply."""
+
+import os
+import subprocess
+
+import pytest
+from lxml import etree
+
+from hasf.cib import apply as applying
+from hasf.cib import cli, expand, simulate, spec, verify
+from hasf.cib.agents import AgentCatalog
+from hasf.cib.tools import Tools
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO = os.path.join(HERE, "..", "cib", "examples", "hasf-demo.toml")
+NO_AGENTS = dict(use_source=False, use_installed=False)
+
+
+def cib_of(text=None, path=DEMO):
+    scenario = spec.loads(text) if text is not None else spec.load(path)
+    cib, problems = expand.expand(scenario, AgentCatalog(**NO_AGENTS))
+    assert not problems.errors
+    return cib.root
+
+
+BIGGER = """
+[cluster]
+name = "three"
+nodes = ["n1", "n2", "n3"]
+stonith-action = "off"
+properties = { cluster-recheck-interval = "5min" }
+[op-defaults]
+timeout = "90s"
+[[fence]]
+name = "ipmi"
+agent = "fence_hasf_ipmi"
+host-map = { n1 = "bmc-n1", n2 = "bmc-n2", n3 = "bmc-n3" }
+[[fence]]
+name = "virt-n1"
+agent = "external/hasf-libvirt"
+hosts = ["n1"]
+[[fence]]
+name = "demo"
+agent = "fence_hasf_demo"
+hosts = ["n2", "n3"]
+[fencing-topology]
+n1 = ["ipmi", "virt-n1"]
+n2 = [["ipmi", "demo"]]
+[san]
+node = "n3"
+iqn = "iqn.2026-01.org.example:san"
+portal = "10.0.0.3:3260"
+implementation = "lio-t"
+[[san.lun]]
+number = 0
+path = "/dev/vdb"
+[[san.lun]]
+number = 1
+path = "/dev/vdc"
+[[store]]
+name = "images"
+device = "/dev/disk/by-label/images"
+directory = "/srv/images"
+check-level = 10
+[[store]]
+name = "gfs"
+device = "/dev/disk/by-label/gfs"
+directory = "/srv/gfs"
+fstype = "gfs2"
+[[vm]]
+name = "web"
+config = "/srv/images/web.xml"
+hypervisor = "qemu:///system"
+prefer = { n2 = 100, n3 = 50 }
+avoid = ["n1"]
+stores = ["images"]
+meta = { allow-migrate = false }
+[[vm]]
+name = "db"
+config = "/srv/images/db.xml"
+only = ["n1", "n2"]
+ops = [{ name = "monitor", interval = "20s", timeout = "40s", check-level = 10 }]
+[[resource]]
+name = "ping"
+agent = "ocf:pacemaker:ping"
+params = { host_list = "10.0.0.254" }
+clone = { clone-max = 2 }
+[[resource]]
+name = "tool"
+agent = "ocf:pacemaker:Dummy"
+after = ["web", "ping"]
+with = ["web"]
+"""
+
+
+@pytest.mark.parametrize("name,text", [("demo", None), ("three-node", BIGGER)])
+def test_generated_cib_passes_schema_and_crm_verify(tmp_path, name, text):
+    root = cib_of(text)
+    schema = verify.validate(root)
+    assert schema, schema.messages
+    # crm_verify exits 0 (not 78: no errors, no warnings) once crm_simulate -u brought
+    # every node up; run it directly here, and through hasf.cib.verify
+    path = tmp_path / "up.xml"
+    path.write_text(verify.with_status(root))
+    proc = subprocess.run(["crm_verify", "-V", "-x", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert verify.verify(root)
+
+
+def test_bigger_scenario_details():
+    root = cib_of(BIGGER)
+    levels = [(lv.get("target"), lv.get("index"), lv.get("devices"))
+              for lv in root.iter("fencing-level")]
+    assert levels == [("n1", "1", "ipmi"), ("n1", "2", "virt-n1"), ("n2", "1", "ipmi,demo")]
+    ipmi = root.find(".//primitive[@id='ipmi']//nvpair[@name='pcmk_host_map']")
+    assert ipmi.get("value") == "n1:bmc-n1;n2:bmc-n2;n3:bmc-n3"
+    assert root.find(".//primitive[@id='virt-n1']").get("type") == "external/hasf-libvirt"
+    # a single-node device keeps off the node it fences
+    assert root.find(".//rsc_location[@id='location-virt-n1-n1--INFINITY']") is not None
+    level = root.find(".//primitive[@id='images']//op[@name='monitor']//nvpair")
+    assert (level.get("name"), level.get("value")) == ("OCF_CHECK_LEVEL", "10")
+    assert root.find(".//primitive[@id='gfs']//nvpair[@name='fstype']").get("value") == "gfs2"
+    # gfs2 is not OCFS2: no membership ordering for it
+    assert root.find(".//rsc_order[@then='gfs-clone'][@first='ocfs2-membership-clone']") is None
+    assert root.find(".//rsc_location[@rsc='db']/rule").get("boolean-op") == "and"
+    assert root.find(".//primitive[@id='web']/meta_attributes/nvpair").get("value") == "false"
+    assert root.find(".//primitive[@id='web']//op[@name='migrate_to']") is None
+
+
+def test_seed_crash_test_simulated():
+    steps = simulate.simulate(cib_of())
+    up, fail, back = steps
+    assert up.fenced == [] and up.placement["vm1"] == ["node1"]
+    for store in ("imagestore-clone", "configstore-clone"):
+        assert up.placement[store] == ["node1", "node2"]
+        assert fail.placement[store] == ["node2"]
+        assert back.placement[store] == ["node1", "node2"]
+    assert up.placement["san"] == ["node2"]
+    assert fail.fenced == ["node1"] and "Fence (reboot) node1" in fail.actions
+    assert fail.placement["vm1"] == ["node2"] and "move vm1 node1 -> node2" in fail.actions
+    assert back.fenced == [] and back.placement["vm1"] == ["node1"]
+    assert any(a.startswith(("migrate vm1 node2 -> node1", "move vm1 node2 -> node1"))
+               for a in back.actions)
+    table = simulate.table(steps)
+    assert table.splitlines()[2].split() == ["fenced", "-", "node1", "-"]
+
+
+def test_cli_build_verify_simulate(tmp_path, capsys):
+    out = tmp_path / "cib.xml"
+    assert cli.main(["build", DEMO, "-o", str(out)]) == 0
+    root = etree.parse(str(out)).getroot()
+    assert root.tag == "cib" and root.find("status") is None
+    assert cli.main(["verify", DEMO]) == 0
+    assert cli.main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["simulate", DEMO, "--actions"]) == 0
+    text = capsys.readouterr().out
+    vm_row = [line.split() for line in text.splitlines() if line.startswith("vm1 ")][0]
+    assert vm_row == ["vm1", "node1", "node2", "node1"]
+    assert "Fence (reboot) node1" in text
+
+
+def _file_state(path):
+    root = etree.parse(str(path)).getroot()
+    return root.get("epoch"), etree.tostring(root.find("configuration"))
+
+
+def test_apply_to_a_file_cib_is_idempotent(tmp_path):
+    path = tmp_path / "cib.xml"
+    tools = Tools(cib_file=str(path))
+    first = applying.apply(cib_of(), tools)
+    assert first.changed and path.exists()
+    state = _file_state(path)
+    again = applying.apply(cib_of(), tools)
+    assert not again.changed and again.diff is None
+    assert again.describe().startswith("unchanged")
+    assert _file_state(path) == state                  # nothing written, epoch untouched
+    # a change in the spec is a change in the CIB, and only that
+    moved = open(DEMO).read().replace('prefer = "node1"', 'prefer = "node2"')
+    change = applying.apply(cib_of(moved), tools)
+    assert change.changed and "location-vm1-node2-INFINITY" in change.diff
+    assert "imagestore" not in change.diff
+    assert not applying.apply(cib_of(moved), tools).changed
+
+
+def test_apply_keeps_what_it_does_not_own(tmp_path):
+    path = tmp_path / "cib.xml"
+    tools = Tools(cib_file=str(path))
+    applying.apply(cib_of(), tools)
+    env = dict(os.environ, CIB_file=str(path))
+    subprocess.run(["crm_attribute", "--type", "crm_config", "--name", "cluster-name",
+                    "--update", "mine"], env=env, check=True, capture_output=True)
+    subprocess.run(["cibadmin", "--create", "-o", "resources", "--xml-text",
+                    '<primitive id="stray" class="ocf" provider="pacemaker" type="Dummy"/>'],
+                   env=env, check=True, capture_output=True)
+    outcome = applying.apply(cib_of(), tools)
+    assert outcome.changed                               # the stray resource goes
+    root = etree.parse(str(path)).getroot()
+    assert root.find(".//primitive[@id='stray']") is None
+    assert root.find(".//nvpair[@name='cluster-name']").get("value") == "mine"
+    assert not applying.apply(cib_of(), tools).changed
+
+
+def test_cli_apply_reports_unchanged(tmp_path, capsys):
+    path = tmp_path / "cib.xml"
+    assert cli.main(["apply", DEMO, "--cib-file", str(path)]) == 0
+    assert "applied to file CIB" in capsys.readouterr().out
+    assert cli.main(["apply", DEMO, "--cib-file", str(path)]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+
+FRAGMENTS = [
+    ["location", "vm1", "node2", "50"],
+    ["location", "vm1", "--rule", "-INFINITY: #uname ne node1"],
+    ["order", "imagestore-clone", "vm1", "--kind", "Optional"],
+    ["order", "--set", "imagestore-clone configstore-clone", "--set", "vm1"],
+    ["colocation", "vm1", "configstore-clone", "--score", "500"],
+    ["vm", "vm2", "--config", "/etc/xen/vm/vm2", "--hypervisor", "xen:///"],
+    ["primitive", "pinger", "ocf:pacemaker:ping", "host_list=10.0.0.1",
+     "--op", "monitor interval=10s timeout=60s", "--clone"],
+    ["fence", "ipmi-n1", "fence_ipmilan", "--host-map", "node1:bmc1", "ip=10.0.0.1",
+     "username=admin"],
+    ["fencing-level", "node1", "1", "stonith-demo"],
+    ["property", "cluster-recheck-interval=5min", "stonith-action=off"],
+    ["defaults", "--op", "timeout=90s"],
+    ["defaults", "resource-stickiness=200"],
+]
+
+
+@pytest.mark.parametrize("argv", FRAGMENTS, ids=[" ".join(a[:2]) for a in FRAGMENTS])
+def test_fragments_load_with_the_printed_cibadmin_command(tmp_path, capsys, argv):
+    path = tmp_path / "cib.xml"
+    assert cli.main(["build", DEMO, "-o", str(path)]) == 0
+    capsys.readouterr()
+    assert cli.main(argv[:1] + ["--cib", str(path)] + argv[1:]) == 0
+    out = capsys.readouterr()
+    hint = [line for line in out.err.splitlines() if line.startswith("# load with: ")][0]
+    command = hint[len("# load with: "):].split()
+    assert command[0] == "cibadmin"
+    proc = subprocess.run(command, input=out.out, text=True, capture_output=True,
+                          env=dict(os.environ, CIB_file=str(path)))
+    assert proc.returncode == 0, proc.stderr
+    root = etree.parse(str(path)).getroot()
+    assert verify.validate(root)
+    first_id = etree.fromstring(out.out.encode()).iter()
+    ids = [el.get("id") for el in first_id if el.get("id") and el.tag != "resource_ref"]
+    for item in ids:
+        assert root.find(".//*[@id='%s']" % item) is not None, item
+
+
+def test_fragment_with_a_taken_id_is_refused(tmp_path, capsys):
+    path = tmp_path / "cib.xml"
+    assert cli.main(["build", DEMO, "-o", str(path)]) == 0
+    capsys.readouterr()
+    assert cli.main(["location", "--cib", str(path), "vm1", "node1", "INFINITY"]) == 0
+    assert 'id="location-vm1-node1-INFINITY-1"' in capsys.readouterr().out
+    assert cli.main(["vm", "--cib", str(path), "vm1", "--config", "/x"]) == cli.EXIT_PROBLEMS
+    assert "id vm1 already exists" in capsys.readouterr().err
