@@ -94,7 +94,7 @@ def cmd_verify(args):
     root, warnings = _load_cib(args, args.source)
     _warn(warnings)
     failed = False
-    for verdict in (verify.validate(root), verify.verify(root)):
+    for verdict in (verify.validate(root), verify.verify(root, settle=args.settle)):
         print("%-4s %s" % ("ok" if verdict else "FAIL", verdict.what))
         if verdict.messages:
             print("     " + verdict.messages.replace("\n", "\n     "))
@@ -319,6 +319,8 @@ def parser():
 
     p = sub.add_parser("verify", help="schema + crm_verify (every node up)")
     p.add_argument("source", help="a spec (TOML) or a CIB (XML)")
+    p.add_argument("--settle", action="store_true",
+                   help="also run the start-up transition (crm_simulate -S) before crm_verify")
     _common(p)
     p.set_defaults(func=cmd_verify)
 

@@ -137,8 +137,9 @@ class Tools:
     def verify(self, path):
         return self.local(["crm_verify", "-V", "-x", path], ok=(0, 78, 100, 105))
 
-    def simulate(self, path, out_path, up=(), down=(), fail=()):
-        argv = ["crm_simulate", "-S", "-x", path, "-O", out_path]
+    def simulate(self, path, out_path, up=(), down=(), fail=(), execute=True):
+        """crm_simulate; execute=False only applies the node events (no transition run)."""
+        argv = ["crm_simulate"] + (["-S"] if execute else ["-Q"]) + ["-x", path, "-O", out_path]
         for flag, nodes in (("-u", up), ("-d", down), ("-f", fail)):
             for node in nodes:
                 argv += [flag, node]

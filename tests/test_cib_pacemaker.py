@@ -102,11 +102,17 @@ def test_generated_cib_passes_schema_and_crm_verify(tmp_path, name, text):
     assert schema, schema.messages
     # crm_verify exits 0 (not 78: no errors, no warnings) once crm_simulate -u brought
     # every node up; run it directly here, and through hasf.cib.verify
-    path = tmp_path / "up.xml"
-    path.write_text(verify.with_status(root))
-    proc = subprocess.run(["crm_verify", "-V", "-x", str(path)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert verify.verify(root)
+    for settle in (False, True):
+        path = tmp_path / ("up-%s.xml" % settle)
+        path.write_text(verify.with_status(root, settle=settle))
+        status = etree.parse(str(path)).getroot().find("status")
+        assert sorted(n.get("uname") for n in status.iter("node_state")) == \
+            sorted(n.get("uname") for n in root.iter("node"))
+        assert (status.find(".//lrm_rsc_op") is not None) == settle
+        proc = subprocess.run(["crm_verify", "-V", "-x", str(path)], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        assert verify.verify(root, settle=settle)
 
 
 def test_bigger_scenario_details():
