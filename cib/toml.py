@@ -12,7 +12,7 @@ inputs and demand identical results.
 import re
 
 try:  # pragma: no cover - depends on the interpreter
-    import tomllib as _tomllib
+    import tomllib as _tomllib  # novermin (guarded: 3.9/3.10 use the parser below)
 except ImportError:  # Python < 3.11
     _tomllib = None
 
