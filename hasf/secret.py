@@ -55,3 +55,8 @@ def redact(text):
 def reveal(value):
     """The clear text of a Secret, or the value itself for plain strings."""
     return value.reveal() if isinstance(value, Secret) else value
+
+
+def forget_all():
+    """Drop every recorded secret (tests; a process that handled one config and moves on)."""
+    _known.clear()

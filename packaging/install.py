@@ -45,8 +45,8 @@ def destination(kind, name, args):
 
 
 def install_launchers(args):
-    paths = site_paths(args.python)
-    for kind, name, module, function in read_manifest(HERE / "executables.txt"):
+    paths = list(args.extra_path) + site_paths(args.python)
+    for kind, name, module, function in read_manifest(Path(args.manifest)):
         target = Path(args.destdir + str(destination(kind, name, args)))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
@@ -74,6 +74,9 @@ def main(argv=None):
     p.add_argument("--sbindir", default="/usr/sbin")
     p.add_argument("--bindir", default="/usr/bin")
     p.add_argument("--stonith-plugin-dir", default="/usr/lib/stonith/plugins/external")
+    p.add_argument("--manifest", default=str(HERE / "executables.txt"))
+    p.add_argument("--extra-path", action="append", default=[],
+                   help="a directory the launchers search first (e.g. a private lib dir)")
     p.add_argument("--no-library", action="store_true",
                    help="only the launchers (the package is already importable by PYTHON)")
     args = p.parse_args(argv)

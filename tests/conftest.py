@@ -1,0 +1,55 @@
+"""Shared fixtures: OCF environments and an installed copy of the test agent."""
+
+import os
+
+import pytest
+
+from testagents import install_test_agent
+
+
+@pytest.fixture
+def rsctmp(tmp_path):
+    path = tmp_path / "rsctmp"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def ocf_env(rsctmp):
+    """An environment like pacemaker-execd gives an agent (recurring monitor, 20 s timeout)."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RA_VERSION_MAJOR": "1",
+        "OCF_RA_VERSION_MINOR": "1",
+        "OCF_RESOURCE_INSTANCE": "t1",
+        "OCF_RESOURCE_TYPE": "HasfTest",
+        "OCF_RESKEY_CRM_meta_timeout": "20000",
+        "OCF_RESKEY_CRM_meta_interval": "10000",
+        "HA_RSCTMP": rsctmp,
+    }
+
+
+@pytest.fixture(scope="session")
+def test_agent():
+    """The HasfTest agent as an executable, launched exactly like an installed agent.
+
+    In a world-readable directory: ocf-tester runs meta-data as `nobody`.
+    """
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="hasf-ocf-")
+    os.chmod(directory, 0o755)
+    yield install_test_agent(directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets():
+    """Secrets are recorded process-wide; one test's password must not redact another's text."""
+    from hasf.secret import forget_all
+
+    forget_all()
+    yield
+    forget_all()

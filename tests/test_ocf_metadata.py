@@ -1,0 +1,69 @@
+"""Meta-data: valid for ocf-tester's DTD and resource-agents' metadata.rng, all text escaped."""
+
+import subprocess
+
+import pytest
+
+from hasf import ocf
+from hasf.ocf.metadata import build
+from testagents.hasf_test_agent import HasfTest
+
+DTD_DIR = "/usr/share/resource-agents"
+
+
+class Nasty(HasfTest):
+    name = "Nasty"
+    shortdesc = 'short <&"> \' ]]> --'
+    longdesc = "long <tag attr=\"x\">&amp; </resource-agent>\n\ttabs"
+    parameters = HasfTest.parameters + (
+        ocf.Parameter("weird", ocf.String(), default='<&">\n', shortdesc="<&\">",
+                      longdesc="& < > \" '"),
+    )
+
+
+def xmllint(args, text):
+    return subprocess.run(["xmllint", "--noout"] + args + ["-"], input=text, text=True,
+                          capture_output=True, cwd=DTD_DIR, timeout=30)
+
+
+@pytest.mark.parametrize("agent", [HasfTest, Nasty])
+def test_metadata_valid_against_dtd_and_rng(agent):
+    text = build(agent)
+    dtd = xmllint(["--valid"], text)
+    assert dtd.returncode == 0, dtd.stderr
+    rng = xmllint(["--relaxng", DTD_DIR + "/metadata.rng"], text)
+    assert rng.returncode == 0, rng.stderr
+
+
+def test_special_characters_survive_a_round_trip():
+    from lxml import etree
+
+    root = etree.fromstring(build(Nasty).encode())
+    assert root.findtext("shortdesc") == Nasty.shortdesc
+    assert root.findtext("longdesc") == Nasty.longdesc
+    weird = root.find("parameters/parameter[@name='weird']")
+    assert weird.find("content").get("default") == '<&">\n'
+    assert weird.findtext("shortdesc") == '<&">'
+
+
+def test_metadata_derived_from_declaration():
+    from lxml import etree
+
+    root = etree.fromstring(build(HasfTest).encode())
+    assert root.get("name") == "HasfTest" and root.get("version") == "1.0"
+    assert root.findtext("version") == "1.1"
+    params = {p.get("name"): p for p in root.iter("parameter")}
+    assert list(params) == [p.name for p in HasfTest.parameters]
+    assert params["count"].find("content").get("type") == "integer"
+    assert params["delay"].find("content").get("type") == "string"   # DTD has no duration type
+    assert "one of: fast, safe" in params["mode"].findtext("longdesc")
+    assert params["passwd"].find("content").get("default") is None
+    actions = [(a.get("name"), a.get("depth")) for a in root.iter("action")]
+    assert ("monitor", "10") in actions and ("meta-data", None) in actions
+    assert ("validate-all", None) in actions
+
+
+def test_meta_data_needs_no_environment(test_agent):
+    result = subprocess.run([test_agent, "meta-data"], env={}, capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("<?xml")
