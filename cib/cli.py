@@ -22,7 +22,7 @@ from hasf.cib.build import Op, serialize
 from hasf.cib.errors import CibError, Problems, SpecError, ToolError
 from hasf.cib.expand import AGENTS, expand
 from hasf.cib.ids import IdProvider, why_invalid
-from hasf.cib.tools import Tools, newest_schema
+from hasf.cib.tools import Tools, newest_schema, schema_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 4
 SECTION_OF = {"primitive": "resources", "clone": "resources", "group": "resources",
@@ -51,7 +51,10 @@ def _catalog(args):
 
 
 def _schema(args):
-    return args.schema or newest_schema()
+    if args.schema:
+        schema_path(args.schema)      # refuse a schema this Pacemaker does not have
+        return args.schema
+    return newest_schema()
 
 
 def _warn(warnings):

@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 from hasf.cib import apply as applying
-from hasf.cib import expand, spec
+from hasf.cib import cli, expand, spec
 from hasf.cib.agents import AgentCatalog
 from hasf.cib.tools import Tools
 from testagents import install_test_agent
@@ -69,7 +69,7 @@ def wait_for(predicate, timeout=60):
     raise AssertionError("timed out")
 
 
-def test_apply_to_a_live_cluster_twice(tmp_path):
+def test_apply_to_a_live_cluster_twice(tmp_path, capsys):
     agent_dir = str(tmp_path / "agents")
     install_test_agent(agent_dir)
     with pacemaker.PacemakerCluster(
@@ -86,6 +86,14 @@ def test_apply_to_a_live_cluster_twice(tmp_path):
         before = epoch(cluster)
         second = applying.apply(wanted(agent_dir), tools)
         assert not second.changed and second.describe().startswith("unchanged")
+        assert epoch(cluster) == before
+        # the same through the CLI: --via is the argv prefix (split, never run by a shell)
+        spec_path = tmp_path / "live.toml"
+        spec_path.write_text(SPEC)
+        via = " ".join(cluster.nodes["node1"].host.argv([]))
+        assert cli.main(["apply", str(spec_path), "--via", via, "--agents-dir", agent_dir,
+                         "--schema", "pacemaker-3.9"]) == 0
+        assert "unchanged: live CIB via nsenter" in capsys.readouterr().out
         assert epoch(cluster) == before
 
         live = etree.fromstring(cluster.cib_xml().encode())

@@ -264,3 +264,16 @@ def test_fragment_with_a_taken_id_is_refused(tmp_path, capsys):
     assert 'id="location-vm1-node1-INFINITY-1"' in capsys.readouterr().out
     assert cli.main(["vm", "--cib", str(path), "vm1", "--config", "/x"]) == cli.EXIT_PROBLEMS
     assert "id vm1 already exists" in capsys.readouterr().err
+
+
+def test_schema_is_the_newest_installed_and_overridable(tmp_path, capsys):
+    from hasf.cib.tools import newest_schema
+    assert cib_of().get("validate-with") == newest_schema()
+    out = tmp_path / "old.xml"
+    assert cli.main(["build", DEMO, "--schema", "pacemaker-3.0", "-o", str(out)]) == 0
+    root = etree.parse(str(out)).getroot()
+    assert root.get("validate-with") == "pacemaker-3.0"
+    assert verify.validate(root) and verify.verify(root)
+    capsys.readouterr()
+    assert cli.main(["build", DEMO, "--schema", "pacemaker-9.9"]) == cli.EXIT_PROBLEMS
+    assert "schema pacemaker-9.9 is not installed" in capsys.readouterr().err
