@@ -88,7 +88,29 @@ def cmd_build(args):
     if not args.no_validate:
         _checked(root, args)
     _warn(warnings)
+    if args.legacy_heartbeat_v2:
+        return _legacy(args, root)
     _emit(args, serialize(root))
+
+
+def _legacy(args, root):
+    """LEGACY Heartbeat v2 rendering, checked with xmllint --dtdvalid when a DTD is given."""
+    from hasf.cib import legacy
+    from hasf.cib.tools import Scratch
+
+    text = legacy.tostring(legacy.render(root))
+    dtd = args.dtd or os.environ.get("HASF_CRM_DTD")
+    if dtd:
+        with Scratch() as scratch:
+            path = scratch.write("legacy.xml", text)
+            result = Tools().local(["xmllint", "--noout", "--dtdvalid", dtd, path], ok=(0, 3, 4))
+        if result.rc != 0:
+            raise SpecError("the legacy rendering", ["DTD %s: %s" % (
+                dtd, result.stderr.replace(path, "legacy.xml").strip())])
+    else:
+        _warn(["legacy rendering not checked against a DTD (pass --dtd crm.dtd from "
+               "pacemaker's 1.0/1.1 tags or heartbeat 2.0.x)"])
+    _emit(args, text)
 
 
 def cmd_verify(args):
@@ -317,6 +339,11 @@ def parser():
     p.add_argument("spec")
     p.add_argument("-o", "--output", help="write here (atomically) instead of stdout")
     p.add_argument("--no-validate", action="store_true", help="skip the schema check")
+    p.add_argument("--legacy-heartbeat-v2", action="store_true",
+                   help="LEGACY: render for Heartbeat v2 / CRM 2.0.x (the seed's era); current "
+                   "Pacemaker cannot load it")
+    p.add_argument("--dtd", help="with --legacy-heartbeat-v2: check against this crm.dtd "
+                   "(default: $HASF_CRM_DTD)")
     _common(p)
     p.set_defaults(func=cmd_build)
 
