@@ -87,6 +87,11 @@ def wanted(current_root, generated_root):
         elif name in ("resources", "constraints"):
             _insert_section(configuration, etree.Element(name))
     _merge_properties(configuration, generated)
+    kept = {el.get("id") for el in generated.find("resources")}
+    for item in current_root.find("configuration/resources") if current_root.find(
+            "configuration/resources") is not None else ():
+        if item.get("id") not in kept:
+            warnings.append("removes %s %s: it is not in the spec" % (item.tag, item.get("id")))
     nodes = configuration.find("nodes")
     live = {n.get("uname") for n in nodes.findall("node")}
     if not live:

@@ -20,7 +20,7 @@ from lxml import etree
 from hasf.cib import agents, build, spec
 from hasf.cib.build import Op, serialize
 from hasf.cib.errors import CibError, Problems, SpecError, ToolError
-from hasf.cib.expand import AGENTS, expand
+from hasf.cib.expand import AGENTS, expand, ops_for
 from hasf.cib.ids import IdProvider, why_invalid
 from hasf.cib.tools import Tools, newest_schema, schema_path
 
@@ -177,11 +177,20 @@ def _check_name(name, what):
         raise Usage("%s: %s" % (what, reason))
 
 
+def _agent_info(args, agent):
+    return _catalog(args).lookup(*build.parse_agent(agent))
+
+
 def frag_primitive(args, ids):
     _check_name(args.id, "resource id")
     ids.claim(args.id)
+    ops = _ops(args)
+    if not ops:
+        # like pcs: the start/stop/monitor the agent's meta-data advertises
+        info = _agent_info(args, args.agent)
+        ops = ops_for(None, info) if info is not None else []
     element = build.primitive(args.id, args.agent, ids, _pairs(args.params, "parameter"),
-                              _pairs(args.meta, "meta attribute"), _ops(args))
+                              _pairs(args.meta, "meta attribute"), ops)
     return _maybe_clone(args, element, ids)
 
 
@@ -200,12 +209,10 @@ def frag_vm(args, ids):
     params = role.map(config=args.config, hypervisor=args.hypervisor)
     params.update(_pairs(args.params, "parameter"))
     meta = _pairs(args.meta, "meta attribute")
-    ops = [Op("start", 0, role.ops["start"]), Op("stop", 0, role.ops["stop"]),
-           Op("monitor", args.monitor, role.ops["monitor"][1])]
-    if meta.get("allow-migrate", "false") == "true":
-        ops += [Op("migrate_to", 0, role.ops["migrate_to"]),
-                Op("migrate_from", 0, role.ops["migrate_from"])]
-    return build.primitive(args.name, args.agent or role.agent, ids, params, meta, ops)
+    agent = args.agent or role.agent
+    ops = ops_for(role, _agent_info(args, agent), monitor=args.monitor,
+                  migrate=meta.get("allow-migrate", "false") == "true")
+    return build.primitive(args.name, agent, ids, params, meta, ops)
 
 
 def frag_fence(args, ids):

@@ -77,6 +77,43 @@ def _default_ops(role, info):
     return ops
 
 
+def ops_for(role, info, monitor=None, user_ops=(), check_level=None, migrate=False):
+    """The ops of a primitive: defaults from meta-data (or the role's plan), the monitor
+    interval and OCF_CHECK_LEVEL applied, user ops (dicts of spec keys) replacing defaults."""
+    defaults = _default_ops(role, info)
+    if not migrate:
+        defaults.pop("migrate_to", None)
+        defaults.pop("migrate_from", None)
+    if monitor is not None and "monitor" in defaults:
+        defaults["monitor"].interval = monitor
+    elif monitor is not None:
+        defaults["monitor"] = Op("monitor", monitor)
+    if check_level is not None and "monitor" in defaults:
+        defaults["monitor"].check_level = check_level
+        if info is not None:
+            entry = info.advertised("monitor", depth=check_level)
+            if entry is not None and entry.timeout:
+                defaults["monitor"].timeout = build.duration(entry.timeout)
+    given = {}
+    for op in user_ops:
+        args = {k.replace("-", "_"): v for k, v in op.items()}
+        if "check_level" not in args and check_level is not None and op["name"] == "monitor":
+            args["check_level"] = check_level
+        made = Op(**args)
+        if made.timeout is None and op["name"] in defaults:
+            made.timeout = defaults[op["name"]].timeout
+        given.setdefault(op["name"], []).append(made)
+    out = []
+    for name in ("start", "stop", "monitor", "migrate_to", "migrate_from"):
+        if name in given:
+            out.extend(given.pop(name))
+        elif name in defaults:
+            out.append(defaults[name])
+    for extra in given.values():
+        out.extend(extra)
+    return out
+
+
 class Expander:
     def __init__(self, scenario, catalog=None, schema=None, strict_agents=False):
         self.s = scenario
@@ -92,39 +129,7 @@ class Expander:
         return self.catalog.lookup(*parse_agent(agent))
 
     def ops(self, role, agent, monitor=None, user_ops=(), check_level=None, migrate=False):
-        info = self.info(agent)
-        defaults = _default_ops(role, info)
-        if not migrate:
-            defaults.pop("migrate_to", None)
-            defaults.pop("migrate_from", None)
-        if monitor is not None and "monitor" in defaults:
-            defaults["monitor"].interval = monitor
-        elif monitor is not None:
-            defaults["monitor"] = Op("monitor", monitor)
-        if check_level is not None and "monitor" in defaults:
-            defaults["monitor"].check_level = check_level
-            if info is not None:
-                entry = info.advertised("monitor", depth=check_level)
-                if entry is not None and entry.timeout:
-                    defaults["monitor"].timeout = build.duration(entry.timeout)
-        given = {}
-        for op in user_ops:
-            args = {k.replace("-", "_"): v for k, v in op.items()}
-            if "check_level" not in args and check_level is not None and op["name"] == "monitor":
-                args["check_level"] = check_level
-            made = Op(**args)
-            if made.timeout is None and op["name"] in defaults:
-                made.timeout = defaults[op["name"]].timeout
-            given.setdefault(op["name"], []).append(made)
-        out = []
-        for name in ("start", "stop", "monitor", "migrate_to", "migrate_from"):
-            if name in given:
-                out.extend(given.pop(name))
-            elif name in defaults:
-                out.append(defaults[name])
-        for extra in given.values():
-            out.extend(extra)
-        return out
+        return ops_for(role, self.info(agent), monitor, user_ops, check_level, migrate)
 
     def clone_meta(self, agent, role=None, extra=None):
         info = self.info(agent)
@@ -215,6 +220,10 @@ class Expander:
         primitive = build.primitive(self.ids.new(INITIATOR), role.agent, self.ids, params,
                                     ops=self.ops(role, role.agent))
         clone = self.add_clone(INITIATOR, primitive, self.clone_meta(role.agent, role))
+        if san.initiators and set(san.initiators) != set(self.s.node_names):
+            self.cib.add(build.location_rule(
+                clone.get("id"), "-INFINITY", [Expr("#uname", "ne", n) for n in san.initiators],
+                self.ids))
         self.after(san.name, clone.get("id"))
         return clone.get("id")
 

@@ -55,10 +55,12 @@ class Lun:
 
 class San:
     def __init__(self, name, node, iqn, portal, implementation, luns, target_params,
-                 initiator_params):
+                 initiator_params, initiators=()):
         self.name, self.node, self.iqn, self.portal = name, node, iqn, portal
         self.implementation, self.luns = implementation, luns
         self.target_params, self.initiator_params = target_params, initiator_params
+        #: nodes that log in to the target (empty: every node)
+        self.initiators = list(initiators)
 
 
 class Store:
@@ -291,7 +293,7 @@ def _topology(r, s, table):
 def _san(r, s, table):
     where = "[san]"
     r.keys(table, where, ("name", "node", "iqn", "portal", "implementation", "lun",
-                          "target-params", "initiator-params"))
+                          "initiators", "target-params", "initiator-params"))
     luns = []
     for i, item in enumerate(_array(r, table, "lun")):
         w = "[[san.lun]] #%d" % (i + 1)
@@ -309,7 +311,8 @@ def _san(r, s, table):
                 r.string(table, "portal", where, required=True),
                 r.string(table, "implementation", where), luns,
                 r.scalars(table, "target-params", where),
-                r.scalars(table, "initiator-params", where))
+                r.scalars(table, "initiator-params", where),
+                r.strings(table, "initiators", where))
 
 
 def _store(r, s, table, where):
@@ -428,6 +431,8 @@ def _cross_checks(r, s):
     if s.san:
         claim(s.san.name, "[san]")
         node_ref(s.san.node, "[san] node")
+        for node in s.san.initiators:
+            node_ref(node, "[san] initiators")
     for store in s.stores:
         claim(store.name, "store %s" % store.name)
     for w in s.workloads:

@@ -53,6 +53,7 @@ node = "n3"
 iqn = "iqn.2026-01.org.example:san"
 portal = "10.0.0.3:3260"
 implementation = "lio-t"
+initiators = ["n1", "n2"]
 [[san.lun]]
 number = 0
 path = "/dev/vdb"
@@ -131,6 +132,8 @@ def test_bigger_scenario_details():
     # gfs2 is not OCFS2: no membership ordering for it
     assert root.find(".//rsc_order[@then='gfs-clone'][@first='ocfs2-membership-clone']") is None
     assert root.find(".//rsc_location[@rsc='db']/rule").get("boolean-op") == "and"
+    exprs = root.findall(".//rsc_location[@rsc='iscsi-initiator-clone']/rule/expression")
+    assert [(e.get("operation"), e.get("value")) for e in exprs] == [("ne", "n1"), ("ne", "n2")]
     assert root.find(".//primitive[@id='web']/meta_attributes/nvpair").get("value") == "false"
     assert root.find(".//primitive[@id='web']//op[@name='migrate_to']") is None
 
@@ -203,6 +206,7 @@ def test_apply_keeps_what_it_does_not_own(tmp_path):
                    env=env, check=True, capture_output=True)
     outcome = applying.apply(cib_of(), tools)
     assert outcome.changed                               # the stray resource goes
+    assert outcome.warnings == ["removes primitive stray: it is not in the spec"]
     root = etree.parse(str(path)).getroot()
     assert root.find(".//primitive[@id='stray']") is None
     assert root.find(".//nvpair[@name='cluster-name']").get("value") == "mine"
@@ -277,3 +281,13 @@ def test_schema_is_the_newest_installed_and_overridable(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["build", DEMO, "--schema", "pacemaker-9.9"]) == cli.EXIT_PROBLEMS
     assert "schema pacemaker-9.9 is not installed" in capsys.readouterr().err
+
+
+def test_fragments_take_default_ops_from_meta_data(capsys):
+    assert cli.main(["primitive", "fs", "ocf:heartbeat:Filesystem", "device=/dev/x",
+                     "directory=/x", "fstype=ocfs2", "--clone"]) == 0
+    root = etree.fromstring(capsys.readouterr().out.encode())
+    ops = {(o.get("name"), o.get("interval"), o.get("timeout")) for o in root.iter("op")}
+    # what /usr/lib/ocf/resource.d/heartbeat/Filesystem meta-data advertises
+    assert ops == {("start", "0s", "60s"), ("stop", "0s", "60s"), ("monitor", "20s", "40s")}
+    assert root.tag == "clone" and root.get("id") == "fs-clone"

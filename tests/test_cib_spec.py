@@ -34,6 +34,7 @@ def test_demo_has_every_step_of_the_seed():
     fence = root.find(".//primitive[@id='stonith-demo']")
     assert fence.get("class") == "stonith" and fence.get("type") == "fence_hasf_demo"
     assert fence.find(".//nvpair[@name='pcmk_host_list']").get("value") == "node1 node2"
+    assert fence.find(".//nvpair[@name='pcmk_delay_max']").get("value") == "15s"
     # SAN: target + LUN grouped and pinned to node2 by a rule
     san = root.find(".//group[@id='san']")
     assert [p.get("type") for p in san] == ["iSCSITarget", "iSCSILogicalUnit"]
