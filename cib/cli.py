@@ -337,6 +337,12 @@ def _common(p):
                    help="an agent whose meta-data cannot be found is an error, not a warning")
 
 
+def verify_limit():
+    from hasf.cib.verify import SETTLE_LIMIT
+
+    return SETTLE_LIMIT
+
+
 def parser():
     top = argparse.ArgumentParser(prog="hasf-cib", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -356,8 +362,11 @@ def parser():
 
     p = sub.add_parser("verify", help="schema + crm_verify (every node up)")
     p.add_argument("source", help="a spec (TOML) or a CIB (XML)")
-    p.add_argument("--settle", action="store_true",
-                   help="also run the start-up transition (crm_simulate -S) before crm_verify")
+    p.add_argument("--settle", action="store_true", default=None,
+                   help="also run the start-up transition (crm_simulate -S) before crm_verify "
+                   "(default: only for CIBs of up to %d primitives)" % verify_limit())
+    p.add_argument("--no-settle", dest="settle", action="store_false",
+                   help="only bring the nodes up (crm_simulate -u), then crm_verify")
     _common(p)
     p.set_defaults(func=cmd_verify)
 

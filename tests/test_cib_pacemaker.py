@@ -291,3 +291,17 @@ def test_fragments_take_default_ops_from_meta_data(capsys):
     # what /usr/lib/ocf/resource.d/heartbeat/Filesystem meta-data advertises
     assert ops == {("start", "0s", "60s"), ("stop", "0s", "60s"), ("monitor", "20s", "40s")}
     assert root.tag == "clone" and root.get("id") == "fs-clone"
+
+
+def test_cli_verify_fails_on_what_crm_verify_rejects(tmp_path, capsys):
+    path = tmp_path / "cib.xml"
+    assert cli.main(["build", DEMO, "-o", str(path)]) == 0
+    root = etree.parse(str(path)).getroot()
+    order = root.find(".//rsc_order")
+    del order.attrib["kind"]
+    order.set("score", "INFINITY")                           # the deprecated order score
+    path.write_bytes(etree.tostring(root))
+    capsys.readouterr()
+    assert cli.main(["verify", str(path), "--no-settle"]) == cli.EXIT_PROBLEMS
+    out = capsys.readouterr().out
+    assert "ok   schema" in out and "FAIL crm_verify (rc 78) after crm_simulate -u" in out
