@@ -17,10 +17,10 @@ import sys
 
 from lxml import etree
 
-from hasf.cib import agents, build, spec
+from hasf.cib import agents, build
 from hasf.cib.build import Op, serialize
 from hasf.cib.errors import CibError, Problems, SpecError, ToolError
-from hasf.cib.expand import AGENTS, expand, ops_for
+from hasf.cib.expand import AGENTS, build_spec, ops_for
 from hasf.cib.ids import IdProvider, why_invalid
 from hasf.cib.tools import Tools, newest_schema, schema_path
 
@@ -68,10 +68,8 @@ def _load_cib(args, path):
         head = handle.read(512).lstrip()
     if head.startswith(b"<"):
         return etree.parse(path).getroot(), []
-    scenario = spec.load(path)
-    cib, problems = expand(scenario, _catalog(args), _schema(args), args.strict_agents)
-    problems.raise_if_any("%s (agent checks)" % path)
-    return cib.root, problems.warnings
+    cib, warnings = build_spec(path, _catalog(args), _schema(args), args.strict_agents)
+    return cib.root, warnings
 
 
 def _checked(root, args):

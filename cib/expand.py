@@ -291,16 +291,38 @@ class Expander:
         if place.only:
             self.cib.add(build.location_rule(
                 top, "-INFINITY", [Expr("#uname", "ne", n) for n in place.only], self.ids))
+        # (an unknown name is already a spec problem; skipping it lets the rest be checked)
         for ref in w.after:
-            self.after(self.top[ref], top)
+            if ref in self.top:
+                self.after(self.top[ref], top)
         for ref in w.with_:
-            self.together(top, self.top[ref])
+            if ref in self.top:
+                self.together(top, self.top[ref])
 
 
 def expand(scenario, catalog=None, schema=None, strict_agents=False):
     """(Cib, Problems): the complete configuration and what the agent checks found."""
     expander = Expander(scenario, catalog, schema, strict_agents)
     cib = expander.expand()
-    for warning in getattr(scenario, "warnings", []):
-        expander.problems.warn("", warning)
     return cib, expander.problems
+
+
+def build_spec(path, catalog=None, schema=None, strict_agents=False):
+    """Spec file -> (Cib, warnings), or one SpecError listing the spec's own problems and
+    the agent checks' findings together.  The expansion is attempted even when the spec
+    has problems (so agent problems are found in the same round); whatever of it a broken
+    spec makes impossible is simply covered by the spec's own messages."""
+    from hasf.cib import spec as spec_module
+
+    scenario = spec_module.load(path, collect=True)
+    problems = scenario.problems
+    cib = None
+    try:
+        cib, found = expand(scenario, catalog, schema, strict_agents)
+        problems.errors.extend(found.errors)
+        problems.warnings.extend(w for w in found.warnings if w not in problems.warnings)
+    except (CibError, KeyError, ValueError, TypeError):
+        if not problems.errors:
+            raise
+    problems.raise_if_any(path)
+    return cib, problems.warnings

@@ -170,21 +170,24 @@ def _load_text(text, source):
         raise CibError("%s is not valid TOML: %s" % (source, exc)) from None
 
 
-def load(path):
+def load(path, collect=False):
     with open(path, encoding="utf-8") as handle:
-        return parse(_load_text(handle.read(), path), path)
+        return parse(_load_text(handle.read(), path), path, collect)
 
 
-def loads(text, source="spec"):
-    return parse(_load_text(text, source), source)
+def loads(text, source="spec", collect=False):
+    return parse(_load_text(text, source), source, collect)
 
 
 TOP_KEYS = ("cluster", "resource-defaults", "op-defaults", "fence", "fencing-topology", "san",
             "store", "vm", "resource")
 
 
-def parse(data, source="spec"):
-    """A checked Scenario, or SpecError listing every problem."""
+def parse(data, source="spec", collect=False):
+    """A checked Scenario, or SpecError listing every problem.
+
+    collect=True never raises: the Scenario carries `problems` (errors and warnings) so a
+    caller can add the agent checks' findings and fail once with all of them."""
     problems = Problems()
     r = _Reader(problems)
     s = Scenario()
@@ -203,7 +206,10 @@ def parse(data, source="spec"):
         for i, item in enumerate(_array(r, data, kind)):
             _workload(r, s, kind, item, "[[%s]] #%d" % (kind, i + 1))
     _cross_checks(r, s)
-    problems.raise_if_any(source)
+    s.source = source
+    s.problems = problems
+    if not collect:
+        problems.raise_if_any(source)
     s.warnings = problems.warnings
     return s
 

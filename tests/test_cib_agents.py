@@ -177,3 +177,15 @@ def test_manifest_parser_ignores_comments(tmp_path):
                         "hasf.cib.cli:main\n")
     assert agents.source_manifest(str(manifest)) == [("ocf", "X", "a.b", "main"),
                                                      ("bin", "hasf-cib", "hasf.cib.cli", "main")]
+
+
+def test_spec_problems_and_agent_problems_reported_together(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(SPEC.replace('params = { cluster = "c1" }\nclone = true\n[[resource]]\n'
+                                 'name = "plain"', 'params = { clusterr = "c1" }\nclone = true\n'
+                                 '[[resource]]\nname = "plain"\nprefer = "node7"'))
+    assert cli.main(["build", str(path), "--agents-dir", FIXTURES]) == cli.EXIT_PROBLEMS
+    err = capsys.readouterr().err
+    assert "unknown node 'node7'" in err                               # the spec's own
+    assert "unknown parameter 'clusterr' for ocf:hasf:Notifier" in err  # the agent's
+    assert "required parameter 'cluster' of ocf:hasf:Notifier" in err
