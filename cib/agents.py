@@ -22,7 +22,7 @@ import sys
 
 from lxml import etree
 
-from hasf.cib.build import seconds
+from hasf.cib.build import parse_text, seconds
 from hasf.cib.errors import CibError
 from hasf.runner import CommandError, run
 
@@ -64,7 +64,7 @@ class AgentInfo:
     @classmethod
     def from_xml(cls, agent, text, source):
         try:
-            root = etree.fromstring(text.encode() if isinstance(text, str) else text)
+            root = parse_text(text)
         except etree.XMLSyntaxError as exc:
             raise CibError("meta-data of %s from %s is not XML: %s" % (agent, source, exc)) from None
         # a cluster-glue plugin's getinfo-xml is a bare <parameters> element: same walk

@@ -20,7 +20,7 @@ import os
 from lxml import etree
 
 from hasf.cib import verify
-from hasf.cib.build import serialize
+from hasf.cib.build import parse_text, serialize
 from hasf.cib.errors import CibError, SpecError, ToolError
 from hasf.cib.tools import Scratch, Tools
 
@@ -118,7 +118,7 @@ def apply(generated_root, tools=None, check=True, dry_run=False):
     _ensure_file(tools, generated_root.get("validate-with"))
     current_text = tools.query()
     try:
-        current = etree.fromstring(current_text.encode())
+        current = parse_text(current_text)
     except etree.XMLSyntaxError as exc:
         raise CibError("cibadmin --query gave no CIB: %s" % exc) from None
     root, warnings = wanted(current, generated_root)

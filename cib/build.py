@@ -395,3 +395,22 @@ class Cib:
 
 def serialize(element):
     return etree.tostring(element, pretty_print=True, encoding="unicode")
+
+
+def _parser():
+    # CIBs and tool output are data: no entity expansion, no network, no DTD loading
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                           remove_blank_text=True)
+
+
+def parse_text(text):
+    """An lxml root from XML text (str or bytes)."""
+    return etree.fromstring(text.encode() if isinstance(text, str) else text, _parser())
+
+
+def parse_file(path):
+    """An lxml root from an XML file; CibError when it is not XML."""
+    try:
+        return etree.parse(path, _parser()).getroot()
+    except etree.XMLSyntaxError as exc:
+        raise CibError("%s is not XML: %s" % (path, exc)) from None

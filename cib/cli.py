@@ -47,7 +47,10 @@ def _pairs(items, what):
 
 
 def _catalog(args):
-    return agents.AgentCatalog(dirs=args.agents_dir or (), ocf_root=args.ocf_root)
+    """One catalog per command, so every agent's meta-data is fetched once."""
+    if getattr(args, "_catalog", None) is None:
+        args._catalog = agents.AgentCatalog(dirs=args.agents_dir or (), ocf_root=args.ocf_root)
+    return args._catalog
 
 
 def _schema(args):
@@ -67,7 +70,7 @@ def _load_cib(args, path):
     with open(path, "rb") as handle:
         head = handle.read(512).lstrip()
     if head.startswith(b"<"):
-        return etree.parse(path).getroot(), []
+        return build.parse_file(path), []
     cib, warnings = build_spec(path, _catalog(args), _schema(args), args.strict_agents)
     return cib.root, warnings
 
@@ -280,7 +283,7 @@ def frag_defaults(args, ids):
 def cmd_fragment(args):
     from hasf.cib import verify
 
-    base = etree.parse(args.cib).getroot() if args.cib else None
+    base = build.parse_file(args.cib) if args.cib else None
     ids = IdProvider.from_tree(base) if base is not None else IdProvider()
     element = args.builder(args, ids)
     problems = Problems()

@@ -6,9 +6,8 @@ output (`crm_mon --output-as=xml` with `CIB_file=`), and fenced nodes come
 from crm_simulate's XML output (`<fencing_action target=...>`).
 """
 
-from lxml import etree
 
-from hasf.cib.build import serialize
+from hasf.cib.build import parse_text, serialize
 from hasf.cib.errors import CibError
 from hasf.cib.tools import Scratch, Tools
 from hasf.cib.verify import node_names
@@ -29,7 +28,7 @@ def default_steps(nodes, victim):
 
 def placement(status_xml):
     """{top-level resource id: [nodes where it runs]} from crm_mon XML."""
-    root = etree.fromstring(status_xml.encode())
+    root = parse_text(status_xml)
     out = {}
     resources = root.find("resources")
     if resources is None:
@@ -46,13 +45,13 @@ def placement(status_xml):
 
 
 def _fenced(sim_xml):
-    root = etree.fromstring(sim_xml.encode())
+    root = parse_text(sim_xml)
     return sorted({f.get("target") for f in root.iter("fencing_action")})
 
 
 def _summary(sim_xml):
     """The transition summary ("Fence (reboot) node1", "move vm1 node1 -> node2", ...)."""
-    root = etree.fromstring(sim_xml.encode())
+    root = parse_text(sim_xml)
     lines = []
     for item in root.iter("node_action", "rsc_action"):
         if item.getparent().tag == "transition":
