@@ -137,9 +137,13 @@ class Tools:
     def verify(self, path):
         return self.local(["crm_verify", "-V", "-x", path], ok=(0, 78, 100, 105))
 
-    def simulate(self, path, out_path, up=(), down=(), fail=(), execute=True):
-        """crm_simulate; execute=False only applies the node events (no transition run)."""
+    def simulate(self, path, out_path, up=(), down=(), fail=(), execute=True, quorum=None):
+        """crm_simulate; execute=False only applies the node events (no transition run);
+        quorum=True/False sets whether the partition has quorum (corosync decides that
+        in a live cluster; a file CIB only knows it from have-quorum)."""
         argv = ["crm_simulate"] + (["-S"] if execute else ["-Q"]) + ["-x", path, "-O", out_path]
+        if quorum is not None:
+            argv.append("--quorum=%s" % ("true" if quorum else "false"))
         for flag, nodes in (("-u", up), ("-d", down), ("-f", fail)):
             for node in nodes:
                 argv += [flag, node]

@@ -111,6 +111,11 @@ def validate_fragment(element, base=None, schema=None, tools=None):
     return verdict
 
 
+def has_quorum(up, total):
+    """Votequorum's answer for `up` of `total` nodes (two_node: one of two is enough)."""
+    return up * 2 > total or (total == 2 and up >= 1)
+
+
 def node_names(root):
     return [n.get("uname") for n in root.iterfind("configuration/nodes/node")]
 
@@ -121,7 +126,7 @@ def with_status(root, tools=None, nodes=None, settle=False):
     nodes = nodes or node_names(root)
     with Scratch() as scratch:
         path = scratch.write("in.xml", serialize(root))
-        tools.simulate(path, scratch.file("up.xml"), up=nodes, execute=settle)
+        tools.simulate(path, scratch.file("up.xml"), up=nodes, execute=settle, quorum=True)
         return scratch.read("up.xml")
 
 

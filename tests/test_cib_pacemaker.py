@@ -305,3 +305,25 @@ def test_cli_verify_fails_on_what_crm_verify_rejects(tmp_path, capsys):
     assert cli.main(["verify", str(path), "--no-settle"]) == cli.EXIT_PROBLEMS
     out = capsys.readouterr().out
     assert "ok   schema" in out and "FAIL crm_verify (rc 78) after crm_simulate -u" in out
+
+
+def test_three_nodes_simulated_with_votequorum_rules():
+    root = cib_of(BIGGER)
+    up, fail, back = simulate.simulate(root, victim="n2")
+    assert [s.quorum for s in (up, fail, back)] == [True, True, True]
+    assert up.placement["san"] == ["n3"] and up.placement["web"] == ["n2"]
+    assert up.placement["images-clone"] == ["n1", "n2"]      # only where initiators run
+    assert fail.fenced == ["n2"]
+    assert fail.placement["web"] == []                          # avoids n1, no store on n3
+    assert fail.placement["db"] == ["n1"]
+    assert back.placement["web"] == ["n2"]
+    # two of three nodes gone: no quorum -> no fencing, no-quorum-policy=stop wants every
+    # resource stopped, and the transition cannot complete (n2 is unclean): shown, not raised
+    steps = [simulate.Step("all up", up=["n1", "n2", "n3"]), simulate.Step("n1 fails", fail=["n1"]),
+             simulate.Step("n2 fails", fail=["n2"])]
+    steps = simulate.simulate(root, steps=steps)
+    assert [s.quorum for s in steps] == [True, True, False]
+    assert steps[1].fenced == ["n1"] and steps[1].placement["db"] == ["n2"]
+    assert steps[2].fenced == [] and steps[2].errors
+    assert "stop san-target n3" in steps[2].actions
+    assert "INCOMPLETE" in simulate.table(steps)
