@@ -206,12 +206,27 @@ def parse(data, source="spec", collect=False):
         for i, item in enumerate(_array(r, data, kind)):
             _workload(r, s, kind, item, "[[%s]] #%d" % (kind, i + 1))
     _cross_checks(r, s)
+    if s.properties.get("no-quorum-policy") is None:
+        s.properties["no-quorum-policy"] = _default_policy(s)
     s.source = source
     s.problems = problems
     if not collect:
         problems.raise_if_any(source)
     s.warnings = problems.warnings
     return s
+
+
+def _default_policy(s):
+    """Two nodes: ignore -- the survivor must keep running (corosync's two_node grants it
+    quorum anyway; Heartbeat-era two-node clusters had to say so explicitly).  More nodes
+    with cloned cluster filesystems: freeze -- a partition without quorum cannot fence, so
+    it must not try to stop (unmount) shared filesystems; it keeps what runs and starts
+    nothing.  Otherwise Pacemaker's default, stop."""
+    if len(s.nodes) == 2:
+        return "ignore"
+    if any(st.clone and st.fstype in CLUSTER_FS for st in s.stores):
+        return "freeze"
+    return "stop"
 
 
 def _array(r, data, key):
@@ -244,12 +259,8 @@ def _cluster(r, s, table):
     action = r.string(table, "stonith-action", where, default="reboot")
     if action not in ("reboot", "off"):
         r.p.error(where, "stonith-action must be reboot or off, not %r" % action)
-    policy = table.get("no-quorum-policy")
-    if policy is None:
-        # two nodes: the survivor must keep running (corosync two_node grants it quorum;
-        # Heartbeat-era two-node clusters had to say "ignore" explicitly)
-        policy = "ignore" if len(names) == 2 else "stop"
-    if policy not in ("stop", "ignore", "freeze", "demote", "fence"):
+    policy = table.get("no-quorum-policy")   # None: chosen in _default_policy()
+    if policy is not None and policy not in ("stop", "ignore", "freeze", "demote", "fence"):
         r.p.error(where, "no-quorum-policy %r is not stop, ignore, freeze, demote or fence"
                   % policy)
     s.properties = {"stonith-enabled": s.stonith_enabled, "stonith-action": action,

@@ -317,13 +317,17 @@ def test_three_nodes_simulated_with_votequorum_rules():
     assert fail.placement["web"] == []                          # avoids n1, no store on n3
     assert fail.placement["db"] == ["n1"]
     assert back.placement["web"] == ["n2"]
-    # two of three nodes gone: no quorum -> no fencing, no-quorum-policy=stop wants every
-    # resource stopped, and the transition cannot complete (n2 is unclean): shown, not raised
+    # two of three nodes gone: no quorum -> no fencing; no-quorum-policy=freeze (the default
+    # with cloned cluster filesystems) keeps n3's resources; what ran on n2 cannot be
+    # recovered without fencing: the transition is incomplete -- shown, not raised
     steps = [simulate.Step("all up", up=["n1", "n2", "n3"]), simulate.Step("n1 fails", fail=["n1"]),
              simulate.Step("n2 fails", fail=["n2"])]
     steps = simulate.simulate(root, steps=steps)
     assert [s.quorum for s in steps] == [True, True, False]
     assert steps[1].fenced == ["n1"] and steps[1].placement["db"] == ["n2"]
     assert steps[2].fenced == [] and steps[2].errors
-    assert "stop san-target n3" in steps[2].actions
+    assert root.find(".//nvpair[@name='no-quorum-policy']").get("value") == "freeze"
+    assert steps[2].placement["san"] == ["n3"]
+    assert not any(a.endswith(" n3") for a in steps[2].actions)
+    assert "stop db n2" in steps[2].actions
     assert "INCOMPLETE" in simulate.table(steps)

@@ -169,3 +169,15 @@ def test_user_name_colliding_with_generated_id_is_resolved_predictably():
     assert cib.root.find(".//primitive[@id='imagestore-clone']") is not None
     from hasf.cib import verify
     assert verify.validate(cib.root)
+
+
+@pytest.mark.parametrize("nodes,store,policy", [
+    (2, True, "ignore"), (3, True, "freeze"), (3, False, "stop"), (1, False, "stop")])
+def test_default_no_quorum_policy(nodes, store, policy):
+    names = ", ".join('"n%d"' % i for i in range(1, nodes + 1))
+    text = '[cluster]\nnodes = [%s]\nstonith-enabled = false\n' % names
+    if store:
+        text += '[[store]]\nname = "s"\ndevice = "/dev/x"\ndirectory = "/x"\n'
+    assert spec.loads(text).properties["no-quorum-policy"] == policy
+    explicit = text.replace("stonith-enabled", 'no-quorum-policy = "demote"\nstonith-enabled')
+    assert spec.loads(explicit).properties["no-quorum-policy"] == "demote"
