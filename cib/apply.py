@@ -104,18 +104,29 @@ def wanted(current_root, generated_root):
     return root, warnings
 
 
-def _ensure_file(tools, schema):
-    """A file CIB that does not exist yet starts as `cibadmin --empty`."""
-    if tools.cib_file and not os.path.exists(tools.cib_file):
-        empty = tools.local(["cibadmin", "--empty", schema]).stdout
-        with open(tools.cib_file, "w") as handle:
-            handle.write(empty)
+def _ensure_file(tools, schema, scratch, dry_run):
+    """A file CIB that does not exist yet starts as `cibadmin --empty` (in a scratch
+    copy on a dry run, so a dry run never writes)."""
+    if not tools.cib_file or os.path.exists(tools.cib_file):
+        return tools
+    empty = tools.local(["cibadmin", "--empty", schema]).stdout
+    if dry_run:
+        return Tools(tools.prefix, scratch.write("empty.xml", empty), tools.env, tools.timeout)
+    with open(tools.cib_file, "w") as handle:
+        handle.write(empty)
+    return tools
 
 
 def apply(generated_root, tools=None, check=True, dry_run=False):
     """Make the CIB match generated_root; Outcome(changed=False) when it already did."""
     tools = tools or Tools()
-    _ensure_file(tools, generated_root.get("validate-with"))
+    with Scratch() as scratch:
+        return _apply(generated_root, tools, check, dry_run, scratch)
+
+
+def _apply(generated_root, tools, check, dry_run, scratch):
+    target = tools.describe()
+    tools = _ensure_file(tools, generated_root.get("validate-with"), scratch, dry_run)
     current_text = tools.query()
     try:
         current = parse_text(current_text)
@@ -137,16 +148,15 @@ def apply(generated_root, tools=None, check=True, dry_run=False):
                 problems.append("%s: %s" % (verdict.what, verdict.messages))
         if problems:
             raise SpecError("the configuration to apply", problems)
-    with Scratch() as scratch:
-        old = scratch.write("current.xml", current_text)
-        new = scratch.write("wanted.xml", serialize(root))
-        diff = tools.diff(old, new)
+    old = scratch.write("current.xml", current_text)
+    new = scratch.write("wanted.xml", serialize(root))
+    diff = tools.diff(old, new)
     if diff is None:
-        return Outcome(False, None, tools.describe(), warnings)
+        return Outcome(False, None, target, warnings)
     if not dry_run:
         try:
             tools.patch(diff)
         except ToolError as exc:
             raise CibError("cibadmin --patch on %s failed, the CIB is unchanged: %s"
-                           % (tools.describe(), exc)) from None
-    return Outcome(True, diff, tools.describe(), warnings)
+                           % (target, exc)) from None
+    return Outcome(True, diff, target, warnings)

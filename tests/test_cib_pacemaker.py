@@ -331,3 +331,19 @@ def test_three_nodes_simulated_with_votequorum_rules():
     assert not any(a.endswith(" n3") for a in steps[2].actions)
     assert "stop db n2" in steps[2].actions
     assert "INCOMPLETE" in simulate.table(steps)
+
+
+def test_apply_dry_run_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "cib.xml"
+    assert cli.main(["apply", DEMO, "--cib-file", str(path), "--dry-run", "--show-diff"]) == 0
+    out = capsys.readouterr().out
+    assert "would be applied to file CIB" in out and "<diff" in out
+    assert not path.exists()
+    assert cli.main(["apply", DEMO, "--cib-file", str(path)]) == 0
+    before = path.read_bytes()
+    moved = tmp_path / "moved.toml"
+    moved.write_text(open(DEMO).read().replace('prefer = "node1"', 'prefer = "node2"'))
+    capsys.readouterr()
+    assert cli.main(["apply", str(moved), "--cib-file", str(path), "--dry-run"]) == 0
+    assert "would be applied" in capsys.readouterr().out
+    assert path.read_bytes() == before
