@@ -6,6 +6,7 @@ The one place that prints and exits; everything else raises.
     hasf-cib verify SPEC|CIB            schema + crm_verify (with every node up)
     hasf-cib simulate SPEC|CIB          all up / NODE fails / NODE returns, as a table
     hasf-cib apply SPEC                 diff + patch the live CIB (or --cib-file)
+    hasf-cib example [NAME]             print a shipped spec (the seed's demo) to start from
     hasf-cib vm|primitive|fence|location|order|colocation|fencing-level|property|defaults ...
                                         one XML fragment, ready for `cibadmin -C -o SECTION -x`
 """
@@ -155,6 +156,19 @@ def cmd_apply(args):
     if args.show_diff and outcome.diff:
         sys.stdout.write(outcome.diff)
     print(("would be " if args.dry_run and outcome.changed else "") + outcome.describe())
+
+
+def examples_dir():
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+
+
+def cmd_example(args):
+    """Print a shipped example spec (the seed's demo by default) to start from."""
+    names = sorted(f[:-5] for f in os.listdir(examples_dir()) if f.endswith(".toml"))
+    if args.name not in names:
+        raise Usage("no example %r (there are: %s)" % (args.name, ", ".join(names)))
+    with open(os.path.join(examples_dir(), args.name + ".toml")) as handle:
+        _emit(args, handle.read())
 
 
 # -- fragments ------------------------------------------------------------------------------
@@ -388,6 +402,11 @@ def parser():
     p.add_argument("--no-check", action="store_true", help="skip schema + crm_verify")
     _common(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("example", help="print a shipped example spec (default: hasf-demo)")
+    p.add_argument("name", nargs="?", default="hasf-demo")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_example)
 
     def fragment(name, builder, help_text):
         q = sub.add_parser(name, help=help_text)

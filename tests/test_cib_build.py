@@ -110,6 +110,26 @@ def test_every_fragment_alone_validates_against_the_schema():
         assert verdict, (etree.tostring(fragment), verdict.messages)
 
 
+def _installed_3x_schemas():
+    import glob
+    import os
+    import re
+    names = [os.path.basename(p)[:-4] for p in glob.glob("/usr/share/pacemaker/pacemaker-*.rng")]
+    return sorted((n for n in names if re.match(r"pacemaker-[3-9]\.\d+$", n)),
+                  key=lambda n: tuple(int(x) for x in n.split("-")[1].split(".")))
+
+
+@pytest.mark.parametrize("schema", _installed_3x_schemas())
+def test_all_fragments_valid_against_every_installed_3x_schema(schema):
+    cib = Cib(schema)
+    for fragment in _all_fragments(cib.ids):
+        cib.add(fragment)
+    cib.add_node("node1", 1)
+    cib.add_node("node2", 2)
+    verdict = verify.validate(cib.root)
+    assert verdict, verdict.messages
+
+
 def test_all_fragments_together_form_a_valid_cib_with_schema_default():
     cib = Cib(newest_schema())
     for fragment in _all_fragments(cib.ids):

@@ -181,3 +181,20 @@ def test_default_no_quorum_policy(nodes, store, policy):
     assert spec.loads(text).properties["no-quorum-policy"] == policy
     explicit = text.replace("stonith-enabled", 'no-quorum-policy = "demote"\nstonith-enabled')
     assert spec.loads(explicit).properties["no-quorum-policy"] == "demote"
+
+
+def test_installed_package_ships_the_demo_and_prints_it(tmp_path):
+    import subprocess
+    import sys
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), os.path.join(HERE, "..")],
+                   check=True, capture_output=True)
+    shipped = target / "hasf" / "cib" / "examples" / "hasf-demo.toml"
+    assert shipped.read_text() == open(DEMO).read()
+    proc = subprocess.run([sys.executable, "-I", "-c",
+                           "import sys; sys.path.insert(0, %r); from hasf.cib.cli import main; "
+                           "sys.exit(main(['example']))" % str(target)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == open(DEMO).read()
