@@ -368,10 +368,9 @@ def _workload(r, s, kind, table, where):
             if key in table:
                 params[key] = r.string(table, key, where)
         agent = r.string(table, "agent", where)
-        after = r.strings(table, "after", where, r.strings(table, "stores", where, [
-            st.name for st in s.stores]))
-        with_ = r.strings(table, "with", where, r.strings(table, "stores", where, [
-            st.name for st in s.stores]))
+        stores = r.strings(table, "stores", where, [st.name for st in s.stores])
+        after = r.strings(table, "after", where, stores)
+        with_ = r.strings(table, "with", where, stores)
         clone = None
     else:
         agent = r.string(table, "agent", where, required=True)
