@@ -111,6 +111,8 @@ class Tools:
     def describe(self):
         if self.cib_file:
             return "file CIB %s" % self.cib_file
+        if os.environ.get("CIB_file") and "CIB_file" not in self.env:
+            return "file CIB %s (from $CIB_file)" % os.environ["CIB_file"]
         if self.prefix:
             return "live CIB via %s" % " ".join(self.prefix)
         return "live CIB"
