@@ -371,11 +371,7 @@ class Cib:
     def add(self, element):
         """Put a builder's element where it belongs; returns it."""
         if element.tag in ("rsc_defaults", "op_defaults"):
-            existing = self.configuration.find(element.tag)
-            if existing is not None:
-                self.configuration.replace(existing, element)
-                return element
-            self.section(element.tag).getparent().replace(self.section(element.tag), element)
+            self.configuration.replace(self.section(element.tag), element)
             return element
         self.section(SECTIONS[element.tag]).append(element)
         return element

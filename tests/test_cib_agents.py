@@ -189,3 +189,27 @@ def test_spec_problems_and_agent_problems_reported_together(tmp_path, capsys):
     assert "unknown node 'node7'" in err                               # the spec's own
     assert "unknown parameter 'clusterr' for ocf:hasf:Notifier" in err  # the agent's
     assert "required parameter 'cluster' of ocf:hasf:Notifier" in err
+
+
+def test_planned_parameter_names_are_clusterlabs_own(monkeypatch):
+    """The roles hasf has no agent for yet use ClusterLabs' parameter names: pointed at the
+    installed ClusterLabs agents, the whole demo passes their meta-data checks, and op
+    timeouts and allow-migrate come from that meta-data."""
+    stand_ins = {"vm": "ocf:heartbeat:VirtualDomain", "filesystem": "ocf:heartbeat:Filesystem",
+                 "iscsi-target": "ocf:heartbeat:iSCSITarget",
+                 "iscsi-lun": "ocf:heartbeat:iSCSILogicalUnit",
+                 "initiator": "ocf:heartbeat:iscsi", "membership": "ocf:pacemaker:o2cb"}
+    for role, agent in stand_ins.items():
+        monkeypatch.setattr(expand.AGENTS[role], "agent", agent)
+    demo = os.path.join(HERE, "..", "cib", "examples", "hasf-demo.toml")
+    cib, problems = expand.expand(spec.load(demo), AgentCatalog(use_source=False),
+                                  strict_agents=False)
+    assert problems.errors == []
+    assert [w for w in problems.warnings if "fence_hasf_demo" not in w] == []
+    root = cib.root
+    vm = root.find(".//primitive[@id='vm1']")
+    assert vm.get("type") == "VirtualDomain"
+    ops = {o.get("name"): o.get("timeout") for o in vm.iter("op")}
+    assert ops["start"] == "90s" and ops["migrate_from"] == "60s"   # VirtualDomain's numbers
+    assert root.find(".//nvpair[@name='target_iqn']").getparent().getparent().get("type") == \
+        "iSCSILogicalUnit"
