@@ -125,6 +125,14 @@ class Expander:
         self.top = {}        # spec name -> id of the top-level resource (clone/group)
 
     # -- helpers -----------------------------------------------------------------------
+    def role(self, name):
+        """The role from AGENTS, with the agent the spec's [agents] table names, if any."""
+        role = AGENTS[name]
+        agent = getattr(self.s, "agents", {}).get(name)
+        if agent is None:
+            return role
+        return Role(agent, role.params, role.ops, role.notify, role.migrate)
+
     def info(self, agent):
         return self.catalog.lookup(*parse_agent(agent))
 
@@ -196,7 +204,7 @@ class Expander:
 
     def san(self):
         san = self.s.san
-        target_role, lun_role = AGENTS["iscsi-target"], AGENTS["iscsi-lun"]
+        target_role, lun_role = self.role("iscsi-target"), self.role("iscsi-lun")
         target_id = self.ids.new(san.name, "target")
         params = target_role.map(iqn=san.iqn, implementation=san.implementation,
                                  portal=san.portal)
@@ -214,7 +222,7 @@ class Expander:
         # the LUN's backing store is local to the SAN node: never anywhere else
         self.cib.add(build.location_rule(san.name, "-INFINITY",
                                          [Expr("#uname", "ne", san.node)], self.ids))
-        role = AGENTS["initiator"]
+        role = self.role("initiator")
         params = role.map(portal=san.portal, iqn=san.iqn)
         params.update(san.initiator_params)
         primitive = build.primitive(self.ids.new(INITIATOR), role.agent, self.ids, params,
@@ -228,14 +236,14 @@ class Expander:
         return clone.get("id")
 
     def membership(self):
-        role = AGENTS["membership"]
+        role = self.role("membership")
         primitive = build.primitive(self.ids.new(MEMBERSHIP), role.agent, self.ids,
                                     ops=self.ops(role, role.agent))
         return self.add_clone(MEMBERSHIP, primitive,
                               self.clone_meta(role.agent, role)).get("id")
 
     def store(self, store, initiator, membership):
-        role = AGENTS["filesystem"]
+        role = self.role("filesystem")
         params = role.map(device=store.device, directory=store.directory,
                           fstype=store.fstype, options=store.options)
         params.update(store.params)
@@ -255,7 +263,7 @@ class Expander:
                 self.together(top, dependency)
 
     def workload(self, w):
-        role = AGENTS["vm"] if w.kind == "vm" else None
+        role = self.role("vm") if w.kind == "vm" else None
         agent = w.agent or role.agent
         try:
             parse_agent(agent)

@@ -93,6 +93,7 @@ class Scenario:
         self.stores = []
         self.workloads = []
         self.stonith_enabled = True
+        self.agents = {}         # role -> agent replacing hasf.cib.expand.AGENTS[role].agent
 
     @property
     def node_names(self):
@@ -179,8 +180,10 @@ def loads(text, source="spec", collect=False):
     return parse(_load_text(text, source), source, collect)
 
 
-TOP_KEYS = ("cluster", "resource-defaults", "op-defaults", "fence", "fencing-topology", "san",
-            "store", "vm", "resource")
+TOP_KEYS = ("cluster", "agents", "resource-defaults", "op-defaults", "fence",
+            "fencing-topology", "san", "store", "vm", "resource")
+#: roles whose agent [agents] may replace (see hasf.cib.expand.AGENTS)
+ROLES = ("vm", "filesystem", "iscsi-target", "iscsi-lun", "initiator", "membership")
 
 
 def parse(data, source="spec", collect=False):
@@ -193,6 +196,7 @@ def parse(data, source="spec", collect=False):
     s = Scenario()
     r.keys(data, "", TOP_KEYS)
     _cluster(r, s, r.table(data.get("cluster"), "[cluster]"))
+    _agents(r, s, r.table(data.get("agents"), "[agents]"))
     s.rsc_defaults = r.scalars(data, "resource-defaults", "")
     s.op_defaults = r.scalars(data, "op-defaults", "")
     for i, item in enumerate(_array(r, data, "fence")):
@@ -266,6 +270,19 @@ def _cluster(r, s, table):
     s.properties = {"stonith-enabled": s.stonith_enabled, "stonith-action": action,
                     "no-quorum-policy": policy}
     s.properties.update(r.scalars(table, "properties", where))
+
+
+def _agents(r, s, table):
+    """[agents] role = "ocf:PROVIDER:TYPE": another agent for a role, e.g. ClusterLabs'
+    ocf:heartbeat:Filesystem until hasf's own is installed (same parameter names)."""
+    r.keys(table, "[agents]", ROLES)
+    for role, agent in table.items():
+        if role not in ROLES:
+            continue
+        if not isinstance(agent, str) or agent.count(":") != 2 or not agent.startswith("ocf:"):
+            r.p.error("[agents]", "%s must name an OCF agent as ocf:PROVIDER:TYPE" % role)
+            continue
+        s.agents[role] = agent
 
 
 def _fence(r, s, table, where):

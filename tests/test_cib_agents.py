@@ -8,7 +8,7 @@ import pytest
 from hasf.cib import agents, build, cli, expand, spec
 from hasf.cib.agents import AgentCatalog, check_tree
 from hasf.cib.build import Op
-from hasf.cib.errors import Problems
+from hasf.cib.errors import Problems, SpecError
 from hasf.cib.ids import IdProvider
 from testagents import install_test_agent
 
@@ -191,19 +191,21 @@ def test_spec_problems_and_agent_problems_reported_together(tmp_path, capsys):
     assert "required parameter 'cluster' of ocf:hasf:Notifier" in err
 
 
-def test_planned_parameter_names_are_clusterlabs_own(monkeypatch):
-    """The roles hasf has no agent for yet use ClusterLabs' parameter names: pointed at the
-    installed ClusterLabs agents, the whole demo passes their meta-data checks, and op
-    timeouts and allow-migrate come from that meta-data."""
-    stand_ins = {"vm": "ocf:heartbeat:VirtualDomain", "filesystem": "ocf:heartbeat:Filesystem",
-                 "iscsi-target": "ocf:heartbeat:iSCSITarget",
-                 "iscsi-lun": "ocf:heartbeat:iSCSILogicalUnit",
-                 "initiator": "ocf:heartbeat:iscsi", "membership": "ocf:pacemaker:o2cb"}
-    for role, agent in stand_ins.items():
-        monkeypatch.setattr(expand.AGENTS[role], "agent", agent)
+def test_planned_parameter_names_are_clusterlabs_own():
+    """The roles hasf has no agent for yet use ClusterLabs' parameter names: with [agents]
+    pointing at the installed ClusterLabs agents, the whole demo passes their meta-data
+    checks, and op timeouts and allow-migrate come from that meta-data."""
     demo = os.path.join(HERE, "..", "cib", "examples", "hasf-demo.toml")
-    cib, problems = expand.expand(spec.load(demo), AgentCatalog(use_source=False),
-                                  strict_agents=False)
+    text = open(demo).read().replace("[resource-defaults]", """[agents]
+vm = "ocf:heartbeat:VirtualDomain"
+filesystem = "ocf:heartbeat:Filesystem"
+iscsi-target = "ocf:heartbeat:iSCSITarget"
+iscsi-lun = "ocf:heartbeat:iSCSILogicalUnit"
+initiator = "ocf:heartbeat:iscsi"
+membership = "ocf:pacemaker:o2cb"
+
+[resource-defaults]""")
+    cib, problems = expand.expand(spec.loads(text), AgentCatalog(use_source=False))
     assert problems.errors == []
     assert [w for w in problems.warnings if "fence_hasf_demo" not in w] == []
     root = cib.root
@@ -213,3 +215,12 @@ def test_planned_parameter_names_are_clusterlabs_own(monkeypatch):
     assert ops["start"] == "90s" and ops["migrate_from"] == "60s"   # VirtualDomain's numbers
     assert root.find(".//nvpair[@name='target_iqn']").getparent().getparent().get("type") == \
         "iSCSILogicalUnit"
+    assert expand.AGENTS["vm"].agent == "ocf:hasf:VirtualMachine"   # the table is untouched
+
+
+def test_agents_table_is_checked():
+    with pytest.raises(SpecError) as info:
+        spec.loads('[cluster]\nnodes = ["a"]\nstonith-enabled = false\n'
+                   '[agents]\nfilesystem = "Filesystem"\nweb = "ocf:x:y"\n')
+    text = "\n".join(info.value.problems)
+    assert "filesystem must name an OCF agent" in text and "unknown key 'web'" in text
