@@ -85,3 +85,25 @@ def test_cli_reports_dtd_violations(tmp_path, capsys):
     assert cli.main(["build", DEMO, "--legacy-heartbeat-v2", "--dtd", str(dtd), "-o",
                      str(out)]) == cli.EXIT_PROBLEMS
     assert "DTD" in capsys.readouterr().err and not out.exists()
+
+
+def test_what_the_old_crm_lacks_is_listed_not_invented(tmp_path):
+    import sys
+    sys.path.insert(0, HERE)
+    from test_cib_pacemaker import BIGGER, cib_of
+    root = legacy.render(cib_of(BIGGER))
+    text = legacy.tostring(root)
+    head = text.split("<cib")[0]
+    assert "fencing-topology" in head and "pcmk_host_map" in head
+    assert root.find(".//fencing-topology") is None and "fencing-level" not in text
+    rule = root.find(".//rsc_location[@rsc='db']/rule")
+    assert rule.get("boolean_op") == "and" and len(rule.findall("expression")) == 2
+    ping = root.find(".//clone[@id='ping-clone']")
+    assert {p.get("name"): p.get("value") for p in ping.iter("nvpair")}["clone_max"] == "2"
+    dtd = os.environ.get("HASF_CRM_DTD")
+    if dtd:
+        path = tmp_path / "big.xml"
+        path.write_text(text)
+        proc = subprocess.run(["xmllint", "--noout", "--dtdvalid", dtd, str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
