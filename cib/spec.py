@@ -455,7 +455,8 @@ def _cross_checks(r, s):
 
     def node_ref(node, what):
         if node not in nodes:
-            r.p.error(what, "unknown node %r (nodes: %s)" % (node, ", ".join(s.node_names)))
+            r.p.error(what, "unknown node %r (nodes: %s)" % (
+                node, ", ".join(dict.fromkeys(s.node_names))))
 
     for fence in s.fences:
         claim(fence.name, "fence device %s" % fence.name)

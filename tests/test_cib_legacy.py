@@ -88,8 +88,6 @@ def test_cli_reports_dtd_violations(tmp_path, capsys):
 
 
 def test_what_the_old_crm_lacks_is_listed_not_invented(tmp_path):
-    import sys
-    sys.path.insert(0, HERE)
     from test_cib_pacemaker import BIGGER, cib_of
     root = legacy.render(cib_of(BIGGER))
     text = legacy.tostring(root)
