@@ -37,11 +37,16 @@ FENCER_SUPPLIES = ("action", "port", "plug", "nodename")
 
 
 class ParamInfo:
-    __slots__ = ("name", "required", "unique", "type", "default")
+    """One parameter; `deprecated` and `obsoletes` as fence-agents write them (an alias
+    pair: the new name obsoletes the old, the old one is deprecated)."""
 
-    def __init__(self, name, required=False, unique=False, type="string", default=None):
+    __slots__ = ("name", "required", "unique", "type", "default", "deprecated", "obsoletes")
+
+    def __init__(self, name, required=False, unique=False, type="string", default=None,
+                 deprecated=False, obsoletes=None):
         self.name, self.required, self.unique = name, required, unique
         self.type, self.default = type, default
+        self.deprecated, self.obsoletes = deprecated, obsoletes
 
 
 class ActionInfo:
@@ -75,7 +80,10 @@ class AgentInfo:
                 element.get("name"), element.get("required") in ("1", "true"),
                 element.get("unique") in ("1", "true"),
                 content.get("type", "string") if content is not None else "string",
-                content.get("default") if content is not None else None))
+                content.get("default") if content is not None else None,
+                element.get("deprecated") in ("1", "true")
+                or element.find("deprecated") is not None,
+                element.get("obsoletes")))
         actions = []
         for element in root.iter("action"):
             timeout = element.get("timeout")
@@ -312,22 +320,30 @@ def check_primitive(element, catalog, problems, strict=False, where=None):
         return None
     params = _nvpairs(element, "instance_attributes")
     known = set(info.parameters)
+    replaced_by = {p.obsoletes: p.name for p in info.parameters.values() if p.obsoletes}
     for name in sorted(params):
         if name in known:
             problem = _type_problem(info.parameters[name], params[name])
             if problem:
                 problems.error(rsc, "parameter %s=%r %s (agent %s)" % (name, params[name],
                                                                       problem, agent))
+            if info.parameters[name].deprecated:
+                problems.warn(rsc, "parameter %s of %s is deprecated%s" % (
+                    name, agent, "; use %s" % replaced_by[name] if name in replaced_by else ""))
         elif key[0] == "stonith" and (name.startswith("pcmk_") or name in FENCER_PARAMS):
             continue
         else:
             problems.error(rsc, "unknown parameter %r for %s (it has: %s)" % (
                 name, agent, ", ".join(sorted(known)) or "no parameters"))
     for name in sorted(known):
+        param = info.parameters[name]
         if key[0] == "stonith" and name in FENCER_SUPPLIES:
             continue
-        if info.parameters[name].required and not params.get(name):
-            problems.error(rsc, "required parameter %r of %s is not set" % (name, agent))
+        if not param.required or param.deprecated or params.get(name):
+            continue       # a deprecated alias is never demanded: its new name is
+        if param.obsoletes and params.get(param.obsoletes):
+            continue       # given under its old (deprecated) name
+        problems.error(rsc, "required parameter %r of %s is not set" % (name, agent))
     for op in element.iter("op"):
         _check_op(rsc, agent, info, op, problems)
     return info

@@ -72,7 +72,8 @@ def test_missing_required_parameter_from_a_meta_data_file():
 
 def test_fence_agent_meta_data_and_pacemaker_params():
     ids = IdProvider()
-    good = build.fence_device("f", "fence_hasf_fixture", ids, {"ip": "10.0.0.9"},
+    good = build.fence_device("f", "fence_hasf_fixture", ids,
+                              {"ip": "10.0.0.9", "host_map": "node1:10.0.0.1"},
                               host_map={"node1": "a"}, ops=[Op("monitor", "60s")])
     assert not check(good, catalog(FIXTURES))     # action/port come from the fencer
     bad = build.fence_device("g", "fence_hasf_fixture", ids, {"ipaddr": "x"},
@@ -80,6 +81,17 @@ def test_fence_agent_meta_data_and_pacemaker_params():
     errors = check(bad, catalog(FIXTURES)).errors
     assert any("unknown parameter 'ipaddr'" in e for e in errors)
     assert any("required parameter 'ip'" in e for e in errors)
+    assert any("required parameter 'host_map'" in e for e in errors)
+    assert not any("'hostlist'" in e for e in errors)      # a deprecated alias is not demanded
+
+
+def test_deprecated_alias_satisfies_and_warns():
+    prim = build.fence_device("h", "fence_hasf_fixture", IdProvider(),
+                              {"ip": "10.0.0.9", "hostlist": "node1:10.0.0.1"})
+    problems = check(prim, catalog(FIXTURES))
+    assert problems.errors == []
+    assert problems.warnings == ["primitive h: parameter hostlist of stonith:fence_hasf_fixture "
+                                 "is deprecated; use host_map"]
 
 
 def test_installed_clusterlabs_agents_are_checked_too():
