@@ -236,3 +236,17 @@ def test_agents_table_is_checked():
                    '[agents]\nfilesystem = "Filesystem"\nweb = "ocf:x:y"\n')
     text = "\n".join(info.value.problems)
     assert "filesystem must name an OCF agent" in text and "unknown key 'web'" in text
+
+
+def test_cluster_glue_plugin_parameters_from_getinfo_xml():
+    ids = IdProvider()
+    good = build.fence_device("ipmi-n1", "external/ipmi", ids,
+                              {"hostname": "node1", "ipaddr": "10.0.0.1", "userid": "admin",
+                               "interface": "lanplus"}, host_list=["node1"])
+    cat = AgentCatalog(use_source=False)
+    assert check(good, cat).errors == []
+    assert cat.lookup("stonith", None, "external/ipmi").source == \
+        "/usr/lib/stonith/plugins/external/ipmi"
+    bad = build.fence_device("ipmi-n2", "external/ipmi", ids, {"host": "node2"})
+    assert any("unknown parameter 'host' for stonith:external/ipmi" in e
+               for e in check(bad, cat).errors)
