@@ -98,7 +98,8 @@ class DemoDevice(Device):
             result = self._ssh(target, command, deadline, self.timeout + 2)
         except runner.CommandTimeout:
             return    # the node went down under the session: the status poll decides
-        if result.rc == 255 and "verification failed" in result.stderr.lower():
+        text = result.stderr.lower()
+        if result.rc == 255 and ("verification failed" in text or "permission denied" in text):
             raise DeviceError("ssh to %s: %s" % (target, result.summary()))
 
     def power_on(self, target, deadline):

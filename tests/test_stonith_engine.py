@@ -324,3 +324,24 @@ def test_no_module_level_configuration_and_cheap_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ), check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_ipmi_client_selection():
+    params = ipmi.DEFINITION.params
+    log = Log()
+
+    def device(*pairs):
+        return ipmi.IpmiDevice(params.parse([("ip", "192.0.2.1")] + list(pairs)),
+                               Secret("pw"), log)
+    assert device().native["cipher"] == 3                           # default: built-in client
+    assert device(("cipher", "1")).native["cipher"] == 1
+    assert device(("ipmi_client", "ipmitool")).native is None
+    assert device(("cipher", "17")).native is None                  # SHA-256: ipmitool
+    assert device(("target", "0x82")).native is None                # bridging: ipmitool
+    assert device(("lanplus", "0")).native is None                  # IPMI 1.5: ipmitool
+    with pytest.raises(ConfigError):
+        device(("ipmi_client", "native"), ("lanplus", "0"))
+    # the ipmitool command line never carries the password
+    dev = device(("ipmi_client", "ipmitool"), ("username", "admin"))
+    assert "-E" in dev.argv and "-P" not in dev.argv and "pw" not in dev.argv
+    assert dev.env["IPMI_PASSWORD"].reveal() == "pw"
