@@ -41,6 +41,11 @@ COMMON = (
     Param("login_timeout", SECOND, 5.0, "Wait X seconds for a connection to the device"),
     Param("shell_timeout", SECOND, 3.0, "Wait X seconds for a command to the device to finish"),
     Param("verbose", BOOLEAN, False, "Verbose mode", short="v", glue=False),
+    Param("verbose_level", INTEGER, 0, "Level of debugging detail (> 0: debug log)", glue=False),
+    Param("disable_timeout", shortdesc="Accepted for fence-agents compatibility (no effect)",
+          glue=False),
+    Param("plug_separator", shortdesc="Accepted for fence-agents compatibility (one plug per "
+          "call)", default=",", glue=False),
     Param("quiet", BOOLEAN, False, "Disable logging to stderr", short="q", glue=False),
     Param("debug_file", shortdesc="Write debug information to given file", short="D",
           aliases=("debug",), glue=False),

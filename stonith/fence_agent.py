@@ -178,7 +178,7 @@ def run(defn, argv, stdin=None, out=None, err=None, environ=None):
         out.write(metadata(defn))
         return OK
     log = AgentLog(defn.agent, opts.plug or "", environ, stream=err)
-    if opts.verbose:
+    if opts.verbose or opts.verbose_level > 0:
         log.debug_enabled = True
     if opts.quiet:
         log.to_stream = False

@@ -83,6 +83,9 @@ PARAMS = (
     Param("ipmi_client", shortdesc="IPMI client: native (built in, lanplus), ipmitool, or auto "
           "(native where it supports the configuration)", default="auto",
           choices=("auto", "native", "ipmitool")),
+    Param("use_sudo", BOOLEAN, False, "fence_ipmilan compatibility: ignored (no sudo needed)",
+          aliases=("sudo",), glue=False),
+    Param("sudo_path", shortdesc="fence_ipmilan compatibility: ignored", glue=False),
     Param("port_as_ip", BOOLEAN, False, 'Make "port/plug" to be an alias to IP address'),
     Param("host_map", shortdesc="Name of the node this BMC powers (for gethosts and checks)",
           aliases=("hostname", "hostlist"), glue_name="hostname"),

@@ -345,3 +345,31 @@ def test_ipmi_client_selection():
     dev = device(("ipmi_client", "ipmitool"), ("username", "admin"))
     assert "-E" in dev.argv and "-P" not in dev.argv and "pw" not in dev.argv
     assert dev.env["IPMI_PASSWORD"].reveal() == "pw"
+
+
+def test_every_fence_ipmilan_parameter_and_option_is_accepted():
+    """An existing fence_ipmilan configuration works unchanged: stdin names and getopt forms."""
+    import subprocess
+
+    from lxml import etree
+
+    text = subprocess.run(["fence_ipmilan", "-o", "metadata"], capture_output=True, text=True,
+                          timeout=60).stdout
+    theirs = etree.fromstring(text.encode())
+    params = ipmi.DEFINITION.params
+    for param in theirs.iter("parameter"):
+        name = param.get("name")
+        assert params.lookup(name) is not None, name
+        mixed = param.find("getopt").get("mixed")
+        for form in (f.strip() for f in mixed.split(",")):
+            option = form.split("=")[0]
+            argv = [option] if params.lookup(name).kind == "boolean" else [option, "1"]
+            if name in ("action",):
+                argv = [option, "status"]
+            if name in ("privlvl",):
+                argv = [option, "operator"]
+            if name in ("auth",):
+                argv = [option, "md5"]
+            if name in ("method",):
+                argv = [option, "onoff"]
+            assert params.from_argv(argv), (name, form)
