@@ -154,3 +154,49 @@ def test_fence_legacy_with_stdin(domain):
         result = run(["/usr/sbin/fence_legacy"], stdin=text)
         assert result.returncode == 0, result.stdout + result.stderr
         assert domain.isActive() and live_id(domain) != before
+
+
+@pytest.fixture
+def ssh_uri(domain):
+    """A remote URI: libvirt's libssh transport to an sshd in a network namespace
+    (key auth, host key checked against a known_hosts file) whose far end reaches
+    the host's libvirtd socket through a bind mount made before the namespace."""
+    import os
+    import subprocess
+    import tempfile
+
+    from support.sshd import NamespaceSshd
+
+    tmp = tempfile.mkdtemp(prefix="hasf-fence-lvssh-")
+    subprocess.run(["mount", "--bind", "/run/libvirt", tmp], check=True, timeout=30)
+    try:
+        with NamespaceSshd(hostname="hypervisor") as sshd:
+            yield ("qemu+libssh://root@%s/system?keyfile=%s&known_hosts=%s&sshauth=privkey"
+                   "&socket=%s/libvirt-sock" % (sshd.address, sshd.identity, sshd.known_hosts,
+                                                tmp)), sshd
+    finally:
+        subprocess.run(["umount", tmp], timeout=30)
+        os.rmdir(tmp)
+
+
+def test_remote_uri_over_ssh(domain, ssh_uri):
+    """fence_virsh cannot take a URI (#125); here any libvirt URI works, e.g. over ssh."""
+    uri, sshd = ssh_uri
+    name = domain.name()
+    result = run([agent("libvirt"), "--uri", uri, "-n", name, "-o", "status"])
+    assert (result.returncode, result.stdout.strip()) == (0, "Status: ON"), result.stderr
+    before = live_id(domain)
+    result = run([agent("libvirt")], stdin=stdin_of(action="reboot", port="node1", uri=uri,
+                                                    host_map="node1:%s" % name,
+                                                    stonith_status_sleep=0.2))
+    assert result.returncode == 0, result.stderr
+    assert domain.isActive() and live_id(domain) != before
+    # a hypervisor whose host key is not the known one is refused, never "off"
+    with open(sshd.known_hosts) as handle:
+        known = handle.read()
+    with open(sshd.known_hosts, "w") as handle:
+        handle.write(known.split()[0] + " ssh-ed25519 "
+                     "AAAAC3NzaC1lZDI1NTE5AAAAIHasfHasfHasfHasfHasfHasfHasfHasfHasfHasfHasf\n")
+    result = run([agent("libvirt"), "--uri", uri, "-n", name, "-o", "off"])
+    assert result.returncode == 1 and domain.isActive(), result.stdout
+    assert "host key" in result.stderr.lower() or "known" in result.stderr.lower(), result.stderr
