@@ -19,6 +19,8 @@ COMMON = (
           glue=False),
     Param("plug", shortdesc="Node or target to fence (Pacemaker sends it)", short="n",
           aliases=("port",), glue=False),
+    Param("nodename", shortdesc="Node being fenced (Pacemaker sends it; used in messages)",
+          fence=False, glue=False),
     Param("host_map", shortdesc="Node to target map: node1:target1;node2:target2",
           aliases=("hostlist", "pcmk_host_map_hasf"), glue_name="hostlist",
           longdesc="Which node is which target. Pacemaker's pcmk_host_map syntax "
@@ -55,7 +57,7 @@ COMMON = (
 )
 
 # Names Pacemaker (or fenced) may send that are not parameters of ours.
-IGNORED = ("nodename", "agent", "separator")
+IGNORED = ("agent", "separator")
 
 
 class Definition:

@@ -90,7 +90,8 @@ class Invocation:
             # one BMC fences one machine; a configured host list guards against a wrong plug
             if plug and self.map:
                 self.map.resolve(plug)
-            return plug or (self.map.nodes()[0] if self.map else "the machine")
+            return plug or self.opts.nodename or (self.map.nodes()[0] if self.map
+                                                   else "the machine")
         if not plug:
             if required:
                 raise ConfigError("no target: give plug/port (-n)")
@@ -177,7 +178,7 @@ def run(defn, argv, stdin=None, out=None, err=None, environ=None):
     if action == "metadata":
         out.write(metadata(defn))
         return OK
-    log = AgentLog(defn.agent, opts.plug or "", environ, stream=err)
+    log = AgentLog(defn.agent, opts.plug or opts.nodename or "", environ, stream=err)
     if opts.verbose or opts.verbose_level > 0:
         log.debug_enabled = True
     if opts.quiet:
