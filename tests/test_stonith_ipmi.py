@@ -159,9 +159,11 @@ def test_glue_stonith_cli_reset_status_hosts(bmc):
         result = run(["stonith", "-t", "external/hasf-ipmi", "-E", "-l"], env=env)
         assert result.returncode == 0 and result.stdout.split() == ["Node1"]
         # cluster-glue lower-cases NODE1 before calling the plugin; the map matches anyway
-        result = run(["stonith", "-t", "external/hasf-ipmi", "-E", "-T", "reset", "NODE1"],
-                     env=env)
+        with CmdlineWatcher(PASSWORD) as watch:
+            result = run(["stonith", "-t", "external/hasf-ipmi", "-E", "-T", "reset", "NODE1"],
+                         env=env)
         assert result.returncode == 0, result.stderr
+        assert watch.hits == [] and PASSWORD not in result.stdout + result.stderr
         assert [c for c in bmc.calls() if c.startswith("set")] == ["set power 0", "set power 1"]
         result = run(["stonith", "-t", "external/hasf-ipmi", "-E", "-T", "off", "node1"],
                      env=env)
