@@ -192,3 +192,21 @@ def test_fence_legacy_with_stdin(bmc):
         text = stdin_of(plugin="external/hasf-ipmi", action="off", nodename="node1",
                         **dict(glue_env(bmc), power_timeout="2"))
         assert run(["/usr/sbin/fence_legacy"], stdin=text).returncode == 1
+
+
+def test_password_script_and_delay(bmc, tmp_path):
+    """The password from a script (no shell, nothing on argv); delay runs before off."""
+    script = tmp_path / "bmc-password"
+    script.write_text("#!/usr/bin/python3\nprint(%r)\n" % PASSWORD)
+    script.chmod(0o700)
+    text = fenced_stdin(bmc, "off", passwd="", password_script=str(script), delay=1)
+    start = time.monotonic()
+    with CmdlineWatcher(PASSWORD) as watch:
+        result = run([agent("ipmi")], stdin=text.replace("passwd=\n", ""))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - start >= 1 and bmc.power is False
+    assert watch.hits == []
+    # status is never delayed
+    start = time.monotonic()
+    result = run([agent("ipmi")], stdin=fenced_stdin(bmc, "status", delay=5))
+    assert result.returncode == 2 and time.monotonic() - start < 4
