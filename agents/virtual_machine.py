@@ -296,7 +296,7 @@ class VirtualMachine(ocf.ResourceAgent):
 
     # --- monitor ------------------------------------------------------------------------
     def monitor(self):
-        from hasf.agents.vm_libvirt import (ACTIVE_STATES, CRASHED, PAUSED, Unreachable,
+        from hasf.agents.vm_libvirt import (ACTIVE_STATES, CRASHED, PAUSED, BadURI, Unreachable,
                                             state_name)
 
         ident = self.identity()
@@ -309,10 +309,11 @@ class VirtualMachine(ocf.ResourceAgent):
                              "domain" % self.params.config)
         try:
             hv = self.hypervisor(self.deadline.sub(fraction=0.5))
-        except Unreachable as exc:
+        except (Unreachable, BadURI) as exc:
             if self.invocation.is_probe:
                 return self._probe_without_libvirtd(ident, exc)
-            raise
+            # never "not running", and not fatal either: libvirtd may be restarting
+            raise GenericError(exc.message) from None
         dom = hv.lookup(ident.name)
         if dom is None:
             return ocf.NOT_RUNNING
@@ -452,7 +453,7 @@ class VirtualMachine(ocf.ResourceAgent):
 
     # --- stop ---------------------------------------------------------------------------
     def stop(self):
-        from hasf.agents.vm_libvirt import Unreachable
+        from hasf.agents.vm_libvirt import BadURI, Unreachable
 
         ident = self.identity()
         if ident is None:
@@ -466,7 +467,7 @@ class VirtualMachine(ocf.ResourceAgent):
                 self.log.info("domain %s is not running" % ident.name)
                 return None
             self._stop_domain(hv, dom, ident)
-        except Unreachable as exc:
+        except (Unreachable, BadURI) as exc:
             return self._stop_without_libvirtd(ident, exc)
         return None
 

@@ -28,11 +28,12 @@ ACTIVE_STATES = frozenset((RUNNING, BLOCKED, PAUSED, SHUTDOWN, PMSUSPENDED))
 INACTIVE_STATES = frozenset((SHUTOFF, CRASHED))
 
 # virErrorNumber names, resolved against the loaded libvirt module (see load_libvirt)
-_CONNECTION_LOST_NAMES = ("NO_CONNECT", "INVALID_CONN", "RPC", "SYSTEM_ERROR")
+_CONNECTION_LOST_NAMES = ("INVALID_CONN", "RPC")
 _DENIED_NAMES = ("AUTH_FAILED", "AUTH_CANCELLED", "OPERATION_DENIED", "ACCESS_DENIED")
 _CONFIG_NAMES = ("XML_ERROR", "XML_DETAIL", "CONFIG_UNSUPPORTED", "XML_INVALID_SCHEMA")
 _DRIVER_MISSING_NAMES = ("NO_SUPPORT", "INVALID_ARG")
 ERR = {}
+FROM_RPC = 7  # virErrorDomain VIR_FROM_RPC
 
 
 def _codes(names):
@@ -41,6 +42,10 @@ def _codes(names):
 
 class Unreachable(GenericError):
     """libvirtd could not be reached (down, hung, or the connection broke)."""
+
+
+class BadURI(NotConfigured):
+    """libvirtd answered, but refused the URI (wrong path, unknown driver option)."""
 
 
 class CallTimeout(Unreachable):
@@ -71,11 +76,24 @@ def error_code(exc):
         return None
 
 
+def connection_lost(exc):
+    """Did this error come from the connection to libvirtd rather than from libvirtd?"""
+    code = error_code(exc)
+    if code in _codes(_CONNECTION_LOST_NAMES):
+        return True
+    try:
+        domain = exc.get_error_domain()
+    except AttributeError:
+        return False
+    # "Failed to connect socket", "End of file while reading data": errors of the RPC layer
+    return code == ERR.get("SYSTEM_ERROR") and domain == FROM_RPC
+
+
 def translate(exc, what):
     """A libvirtError as the typed hasf error that tells the truth about it."""
     code = error_code(exc)
     message = "%s: %s" % (what, exc)
-    if code in _codes(_CONNECTION_LOST_NAMES):
+    if connection_lost(exc):
         return Unreachable(message)
     if code == ERR.get("OPERATION_TIMEOUT"):
         return CallTimeout(message)
@@ -160,7 +178,9 @@ class Hypervisor:
             return NotInstalled(text)
         if code in _codes(_DENIED_NAMES):
             return PermissionDenied(text)
-        return Unreachable(text)
+        if connection_lost(exc) or code == ERR.get("OPERATION_TIMEOUT"):
+            return Unreachable(text)
+        return BadURI(text)
 
     def close(self):
         if self.conn is not None:
