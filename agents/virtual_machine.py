@@ -605,7 +605,7 @@ class VirtualMachine(ocf.ResourceAgent):
         except GenericError:
             state, _ = hv.state(dom)
             if state is not None and state in self._active():
-                self.log.error("migration failed; domain %s still runs here only" % ident.name)
+                self.log.error("migration failed; domain %s still runs here" % ident.name)
             raise
         self.log.info("domain %s migrated to %s" % (ident.name, target))
         return None
