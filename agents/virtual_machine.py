@@ -246,13 +246,13 @@ class VirtualMachine(ocf.ResourceAgent):
         return remembered
 
     # --- the libvirt connection ---------------------------------------------------------
-    def hypervisor(self, within=None):
+    def hypervisor(self, within=None, retry=True):
         """The connected Hypervisor (one per run)."""
         if self._hv is None:
             from hasf.agents.vm_libvirt import Hypervisor
 
             hv = Hypervisor(self.params.hypervisor, self.deadline, self.log)
-            hv.connect(within)
+            hv.connect(within, retry)
             self._hv = hv
         return self._hv
 
@@ -296,8 +296,7 @@ class VirtualMachine(ocf.ResourceAgent):
 
     # --- monitor ------------------------------------------------------------------------
     def monitor(self):
-        from hasf.agents.vm_libvirt import (ACTIVE_STATES, CRASHED, PAUSED, BadURI, Unreachable,
-                                            state_name)
+        from hasf.agents.vm_libvirt import ACTIVE_STATES, CRASHED, PAUSED, state_name
 
         ident = self.identity()
         if ident is None:
@@ -307,13 +306,9 @@ class VirtualMachine(ocf.ResourceAgent):
                 return ocf.NOT_RUNNING
             raise CannotTell("config %s is unavailable and this node keeps no record of the "
                              "domain" % self.params.config)
-        try:
-            hv = self.hypervisor(self.deadline.sub(fraction=0.5))
-        except (Unreachable, BadURI) as exc:
-            if self.invocation.is_probe:
-                return self._probe_without_libvirtd(ident, exc)
-            # never "not running", and not fatal either: libvirtd may be restarting
-            raise GenericError(exc.message) from None
+        hv = self._connect_for_monitor(ident)
+        if hv is None:
+            return ocf.NOT_RUNNING
         dom = hv.lookup(ident.name)
         if dom is None:
             return ocf.NOT_RUNNING
@@ -340,16 +335,38 @@ class VirtualMachine(ocf.ResourceAgent):
         return {getattr(lv, "VIR_DOMAIN_PAUSED_" + n) for n in names
                 if hasattr(lv, "VIR_DOMAIN_PAUSED_" + n)}
 
-    def _probe_without_libvirtd(self, ident, exc):
+    def _connect_for_monitor(self, ident):
+        """The connection, or None when a probe proved the domain absent without libvirtd.
+
+        A probe asks libvirtd once: if it cannot be reached and no hypervisor
+        process for the domain exists here, "not running" is proven at once
+        (a probe on a node without libvirtd must be quick).  Otherwise, and
+        for recurring monitors, it retries for a while (libvirtd may be
+        restarting), then fails -- never "not running".
+        """
+        from hasf.agents.vm_libvirt import BadURI, Unreachable
+
+        probe = self.invocation.is_probe
+        within = self.deadline.sub(fraction=0.5, seconds=10)
+        try:
+            return self.hypervisor(within, retry=not probe)
+        except (Unreachable, BadURI) as exc:
+            if not probe:
+                # never "not running", and not fatal either: libvirtd may be restarting
+                raise GenericError(exc.message) from None
+            first = exc
         from hasf.agents.vm_procs import hypervisor_evidence
 
         evidence = hypervisor_evidence(ident.name, ident.uuid, self.deadline)
         if evidence is None:
             self.log.warning("%s; no hypervisor process for domain %s on this node: not running"
-                             % (exc.message, ident.name))
-            return ocf.NOT_RUNNING
-        raise CannotTell("%s, and %s exists for domain %s: cannot tell its state"
-                         % (exc.message, evidence, ident.name))
+                             % (first.message, ident.name))
+            return None
+        try:
+            return self.hypervisor(within)
+        except (Unreachable, BadURI) as exc:
+            raise CannotTell("%s, and %s exists for domain %s: cannot tell its state"
+                             % (exc.message, evidence, ident.name)) from None
 
     def _guest_checks(self, hv, dom, ident):
         from hasf.runner import CommandError, run
@@ -461,7 +478,17 @@ class VirtualMachine(ocf.ResourceAgent):
                           "boot: nothing to stop" % self.params.config)
             return None
         try:
-            hv = self.hypervisor(self.deadline.sub(fraction=0.3))
+            try:
+                hv = self.hypervisor(retry=False)
+            except (Unreachable, BadURI) as exc:
+                from hasf.agents.vm_procs import hypervisor_evidence
+
+                if hypervisor_evidence(ident.name, ident.uuid, self.deadline) is None:
+                    self.log.warning("%s; no hypervisor process for domain %s here: it is "
+                                     "stopped" % (exc.message, ident.name))
+                    return None
+                # it runs: give libvirtd (maybe restarting) a share of the timeout to answer
+                hv = self.hypervisor(self.deadline.sub(fraction=0.3))
             dom = hv.lookup(ident.name)
             if dom is None or not hv.is_active(dom):
                 self.log.info("domain %s is not running" % ident.name)
