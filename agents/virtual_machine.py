@@ -18,16 +18,57 @@ import os
 
 from hasf import ocf
 from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled, OCFError
+from hasf.ocf.params import ParamType
 
-_URI = r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f'\"`;&|<>$\\]*"
 _SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
-_MODES = "(%s)" % "|".join(_SHUTDOWN_MODES)
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+_ALNUM = _LOWER | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ") | _DIGITS
+_CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
+# characters no URI of ours needs, and every one a shell or an XML file treats specially
+_URI_FORBIDDEN = _CONTROL | frozenset(" '\"`;&|<>$\\")
+
+
+class _Checked(ParamType):
+    """A string checked by a small predicate (no regular expressions: `re` costs a
+    monitor ~2 ms to import and compile, and these rules read better as code)."""
+
+    def __init__(self, check, hint):
+        self.check = check
+        self.hint = hint
+
+    def parse(self, text):
+        if not self.check(text):
+            raise ValueError("must be " + self.hint)
+        return text
+
+
+def _is_uri(text):
+    scheme, sep, rest = text.partition("://")
+    return bool(sep and scheme and scheme[0].isascii() and scheme[0].isalpha()
+                and set(scheme) <= _ALNUM | set("+.-") and not set(rest) & _URI_FORBIDDEN)
+
+
+def _is_domain_name(text):
+    return 0 < len(text) <= 255 and "/" not in text and not set(text) & _CONTROL
+
+
+def _is_shutdown_mode(text):
+    return text == "" or all(mode in _SHUTDOWN_MODES for mode in text.split(","))
+
+
+def _is_word(first, rest):
+    return lambda text: text == "" or (text[0] in first and set(text[1:]) <= rest)
+
+
+def _is_script_list(text):
+    return all(word.startswith("/") and "\0" not in word for word in text.split())
 
 
 def _uri_param(name, shortdesc, longdesc, pct_n=False):
     hint = "a libvirt URI such as qemu+ssh://%n/system" if pct_n else \
         "a libvirt URI such as xen:///system or qemu:///system"
-    return ocf.Parameter(name, ocf.String(_URI, hint), shortdesc=shortdesc, longdesc=longdesc)
+    return ocf.Parameter(name, _Checked(_is_uri, hint), shortdesc=shortdesc, longdesc=longdesc)
 
 
 class VirtualMachine(ocf.ResourceAgent):
@@ -51,8 +92,8 @@ class VirtualMachine(ocf.ResourceAgent):
                      "'virsh dumpxml'); the domain name is read from it. Either config or name "
                      "must be set."),
         ocf.Parameter(
-            "name", ocf.String(r"[^/\x00-\x1f]{1,255}", "a libvirt domain name without '/' "
-                                                         "or control characters"),
+            "name", _Checked(_is_domain_name, "a libvirt domain name without '/' or control "
+                                              "characters"),
             unique=True, shortdesc="Domain name",
             longdesc="Name of a domain already defined in libvirt on every node, to manage it "
                      "without a config file. With config, it must match the <name> there."),
@@ -72,9 +113,8 @@ class VirtualMachine(ocf.ResourceAgent):
                      "first."),
         ocf.Parameter(
             "shutdown_mode",
-            ocf.String("(%s(,%s)*)?" % (_MODES, _MODES),
-                       "empty (the hypervisor's default) or a comma-separated list of: "
-                       + ", ".join(_SHUTDOWN_MODES)),
+            _Checked(_is_shutdown_mode, "empty (the hypervisor's default) or a comma-separated "
+                                        "list of: " + ", ".join(_SHUTDOWN_MODES)),
             default="", shortdesc="Graceful shutdown method(s)",
             longdesc="How the graceful part of stop asks the guest to shut down, passed to "
                      "libvirt's virDomainShutdownFlags: acpi (power button), agent (qemu guest "
@@ -92,20 +132,23 @@ class VirtualMachine(ocf.ResourceAgent):
                      "(falling back to shutdown/destroy if saving fails) and start restores "
                      "it from there if the file exists (and removes it once restored)."),
         ocf.Parameter(
-            "migration_transport", ocf.String(r"[a-z][a-z0-9]*", "a libvirt transport such as "
-                                                                 "ssh, tcp, tls or libssh"),
+            "migration_transport", _Checked(_is_word(_LOWER, _LOWER | _DIGITS),
+                                            "a libvirt transport such as ssh, tcp, tls or "
+                                            "libssh"),
             default="", shortdesc="Remote libvirt transport",
             longdesc="Transport used to connect to the target node's libvirtd when remoteuri "
                      "is not set: the destination URI is the hypervisor URI with '+transport' "
                      "added and the target node as host (qemu:///system -> "
                      "qemu+ssh://node2/system)."),
         ocf.Parameter(
-            "migration_user", ocf.String(r"[a-z_][-a-z0-9_.]*", "a user name"),
+            "migration_user", _Checked(_is_word(_LOWER | {"_"}, _LOWER | _DIGITS | set("-_.")),
+                                       "a user name"),
             default="", shortdesc="Remote user for migration",
             longdesc="User to connect to the target node's libvirtd as (user@node in the "
                      "destination URI)."),
         ocf.Parameter(
-            "migration_network_suffix", ocf.String(r"[A-Za-z0-9.-]*", "host name characters"),
+            "migration_network_suffix", _Checked(lambda t: set(t) <= _ALNUM | set(".-"),
+                                                 "host name characters"),
             default="", shortdesc="Migration network host suffix",
             longdesc="Appended to the first label of the target node name to reach it on a "
                      "dedicated migration network (node2.example.com + '-mig' -> "
@@ -139,8 +182,7 @@ class VirtualMachine(ocf.ResourceAgent):
             longdesc="Maximum tolerable downtime of the live migration in milliseconds; 0 "
                      "keeps the hypervisor's default."),
         ocf.Parameter(
-            "monitor_scripts", ocf.String(r"(\s*/[^\s\x00]+)*\s*",
-                                          "space-separated absolute paths"),
+            "monitor_scripts", _Checked(_is_script_list, "space-separated absolute paths"),
             default="", shortdesc="Guest check programs (depth 10)",
             longdesc="Programs run one after another by a monitor with OCF_CHECK_LEVEL=10 while "
                      "the domain runs (no arguments; HASF_DOMAIN_NAME in their environment); a "
@@ -246,12 +288,15 @@ class VirtualMachine(ocf.ResourceAgent):
         return remembered
 
     # --- the libvirt connection ---------------------------------------------------------
-    def hypervisor(self, within=None, retry=True):
-        """The connected Hypervisor (one per run)."""
+    def hypervisor(self, within=None, retry=True, lean=False):
+        """The connected Hypervisor (one per run); `lean` for a depth-0 monitor's few calls."""
         if self._hv is None:
-            from hasf.agents.vm_libvirt import Hypervisor
+            from hasf.agents import vm_libvirt
 
-            hv = Hypervisor(self.params.hypervisor, self.deadline, self.log)
+            if lean:
+                hv = vm_libvirt.LeanHypervisor(self.params.hypervisor, self.deadline, self.log)
+            else:
+                hv = vm_libvirt.Hypervisor(self.params.hypervisor, self.deadline, self.log)
             hv.connect(within, retry)
             self._hv = hv
         return self._hv
@@ -296,7 +341,8 @@ class VirtualMachine(ocf.ResourceAgent):
 
     # --- monitor ------------------------------------------------------------------------
     def monitor(self):
-        from hasf.agents.vm_libvirt import ACTIVE_STATES, CRASHED, PAUSED, state_name
+        from hasf.agents.vm_libvirt import (ACTIVE_STATES, CRASHED, PAUSED,
+                                            TRANSIENT_PAUSE_REASONS, state_name)
 
         ident = self.identity()
         if ident is None:
@@ -318,22 +364,15 @@ class VirtualMachine(ocf.ResourceAgent):
         if state in ACTIVE_STATES:
             if self.check_level >= 10:
                 self._guest_checks(hv, dom, ident)
-            if state == PAUSED and reason not in self._transient_pause_reasons(hv.lv):
+            if state == PAUSED and reason not in TRANSIENT_PAUSE_REASONS.values():
                 self.log.warning("domain %s is paused (reason %s)" % (ident.name, reason))
                 return ocf.DEGRADED
             return ocf.SUCCESS
-        if state == CRASHED and hv.call(dom.isActive, what="checking domain %s" % ident.name):
+        if state == CRASHED and hv.is_active_now(dom):
             raise GenericError("domain %s has crashed (its process is kept)" % ident.name)
         if state in (5, 6):
             return ocf.NOT_RUNNING
         raise CannotTell("libvirt reports domain %s in %s" % (ident.name, state_name(state)))
-
-    @staticmethod
-    def _transient_pause_reasons(lv):
-        names = ("MIGRATION", "SAVE", "DUMP", "FROM_SNAPSHOT", "SHUTTING_DOWN", "SNAPSHOT",
-                 "STARTING_UP", "POSTCOPY")
-        return {getattr(lv, "VIR_DOMAIN_PAUSED_" + n) for n in names
-                if hasattr(lv, "VIR_DOMAIN_PAUSED_" + n)}
 
     def _connect_for_monitor(self, ident):
         """The connection, or None when a probe proved the domain absent without libvirtd.
@@ -347,9 +386,10 @@ class VirtualMachine(ocf.ResourceAgent):
         from hasf.agents.vm_libvirt import BadURI, Unreachable
 
         probe = self.invocation.is_probe
+        lean = self.check_level < 10
         within = self.deadline.sub(fraction=0.5, seconds=10)
         try:
-            return self.hypervisor(within, retry=not probe)
+            return self.hypervisor(within, retry=not probe, lean=lean)
         except (Unreachable, BadURI) as exc:
             if not probe:
                 # never "not running", and not fatal either: libvirtd may be restarting
@@ -363,7 +403,7 @@ class VirtualMachine(ocf.ResourceAgent):
                              % (first.message, ident.name))
             return None
         try:
-            return self.hypervisor(within)
+            return self.hypervisor(within, lean=lean)
         except (Unreachable, BadURI) as exc:
             raise CannotTell("%s, and %s exists for domain %s: cannot tell its state"
                              % (exc.message, evidence, ident.name)) from None

@@ -261,3 +261,75 @@ def test_hung_libvirtd_socket_connect_is_bounded(tmp_path):
         assert time.monotonic() - start < 3
     finally:
         server.close()
+
+
+def test_hardcoded_libvirt_numbers_match_libvirt():
+    import libvirt
+
+    from hasf.agents import vm_libvirt
+
+    for name, value in vm_libvirt.ERR.items():
+        assert getattr(libvirt, "VIR_ERR_" + name) == value, name
+    for name, value in vm_libvirt.TRANSIENT_PAUSE_REASONS.items():
+        assert getattr(libvirt, "VIR_DOMAIN_PAUSED_" + name) == value, name
+    for value, name in vm_libvirt.STATE_NAMES.items():
+        key = {"no state": "NOSTATE", "in shutdown": "SHUTDOWN", "shut off": "SHUTOFF"}.get(
+            name, name.upper())
+        assert getattr(libvirt, "VIR_DOMAIN_" + key) == value, name
+    assert libvirt.VIR_FROM_RPC == vm_libvirt.FROM_RPC
+
+
+def test_lean_hypervisor_matches_the_full_one():
+    from hasf.agents.vm_libvirt import RUNNING, SHUTOFF, Hypervisor, LeanHypervisor
+
+    lean = LeanHypervisor("test:///default", Deadline(10)).connect()
+    full = Hypervisor("test:///default", Deadline(10)).connect()
+    if not full.is_active(full.lookup("test")):  # test:///default is shared in-process
+        full.call(full.lookup("test").create, what="create")
+    dom = lean.lookup("test")
+    assert lean.state(dom) == full.state(full.lookup("test"))
+    assert lean.state(dom)[0] == RUNNING and lean.is_active_now(dom)
+    assert lean.lookup("no-such-domain") is None
+    full.call(full.lookup("test").destroy, what="destroy")
+    assert lean.state(dom)[0] == SHUTOFF and not lean.is_active_now(dom)
+    lean.close()
+    full.close()
+
+
+def test_lean_hypervisor_errors_are_translated():
+    from hasf.agents.vm_libvirt import LeanHypervisor, Unreachable
+    from hasf.ocf.errors import NotInstalled
+
+    with pytest.raises(NotInstalled):
+        LeanHypervisor("nosuchdriver:///system", Deadline(5)).connect()
+    with pytest.raises(Unreachable) as err:
+        LeanHypervisor("qemu+unix:///system?socket=/nonexistent/sock", Deadline(5)).connect(
+            retry=False)
+    assert "/nonexistent/sock" in err.value.message
+
+
+def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
+    """A depth-0 monitor loads libvirt's C extension only (see LeanHypervisor).
+
+    Run like an installed agent (-I -S, no site, no editable-install finder):
+    hasf from the checkout, hasf.agents through a symlink, libvirtmod from
+    this interpreter's site-packages.
+    """
+    import sys
+    import sysconfig
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.symlink(os.path.join(repo, "agents"), str(tmp_path / "agents"))
+    code = ("import sys; sys.path[:0] = [%r, %r]; import hasf; hasf.__path__.append(%r); "
+            "import io; from hasf.ocf import main; "
+            "from hasf.agents.virtual_machine import VirtualMachine as V; "
+            "before = set(sys.modules); "
+            "env = {'OCF_RESKEY_name': 'nope', 'OCF_RESKEY_hypervisor': 'test:///default', "
+            "'OCF_RESKEY_CRM_meta_interval': '10000', 'HA_RSCTMP': %r}; "
+            "rc = main.run(V, ['x', 'monitor'], env, io.StringIO(), io.StringIO()); "
+            "print(int(rc), sorted(m for m in ('libvirt', 'lxml', 're', 'typing', 'threading', "
+            "'psutil', 'libvirtmod', 'json') if m in set(sys.modules) - before))"
+            % (repo, sysconfig.get_path("platlib"), str(tmp_path), str(tmp_path)))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, timeout=30)
+    assert out.stdout.strip() == "7 ['libvirtmod']", out.stderr
