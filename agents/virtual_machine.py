@@ -356,10 +356,9 @@ class VirtualMachine(ocf.ResourceAgent):
         if hv is None:
             return ocf.NOT_RUNNING
         dom = hv.lookup(ident.name)
-        if dom is None:
-            return ocf.NOT_RUNNING
-        state, reason = hv.state(dom)
+        state, reason = hv.state(dom) if dom is not None else (None, None)
         if state is None:
+            self._check_renamed(hv, ident)
             return ocf.NOT_RUNNING
         if state in ACTIVE_STATES:
             if self.check_level >= 10:
@@ -371,8 +370,27 @@ class VirtualMachine(ocf.ResourceAgent):
         if state == CRASHED and hv.is_active_now(dom):
             raise GenericError("domain %s has crashed (its process is kept)" % ident.name)
         if state in (5, 6):
+            self._check_renamed(hv, ident)
             return ocf.NOT_RUNNING
         raise CannotTell("libvirt reports domain %s in %s" % (ident.name, state_name(state)))
+
+    def _renamed_from(self, ident):
+        """The domain this node started under another name (the config was edited since)."""
+        remembered = self.remembered()
+        if remembered is not None and remembered.name != ident.name:
+            return remembered
+        return None
+
+    def _check_renamed(self, hv, ident):
+        """"Not running" must not hide the domain this node started under its old name."""
+        old = self._renamed_from(ident)
+        if old is None:
+            return
+        dom = hv.lookup(old.name)
+        if dom is not None and hv.is_active(dom):
+            raise GenericError("domain %s is not running, but %s, which this node started for "
+                               "this resource before the config changed, still runs"
+                               % (ident.name, old.name))
 
     def _connect_for_monitor(self, ident):
         """The connection, or None when a probe proved the domain absent without libvirtd.
@@ -529,11 +547,12 @@ class VirtualMachine(ocf.ResourceAgent):
                     return None
                 # it runs: give libvirtd (maybe restarting) a share of the timeout to answer
                 hv = self.hypervisor(self.deadline.sub(fraction=0.3))
-            dom = hv.lookup(ident.name)
-            if dom is None or not hv.is_active(dom):
-                self.log.info("domain %s is not running" % ident.name)
-                return None
-            self._stop_domain(hv, dom, ident)
+            for each in filter(None, (ident, self._renamed_from(ident))):
+                dom = hv.lookup(each.name)
+                if dom is None or not hv.is_active(dom):
+                    self.log.info("domain %s is not running" % each.name)
+                    continue
+                self._stop_domain(hv, dom, each)
         except (Unreachable, BadURI) as exc:
             return self._stop_without_libvirtd(ident, exc)
         return None

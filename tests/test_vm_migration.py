@@ -39,12 +39,17 @@ def _migrate_env(source_node="node1", target_node="node2"):
             "OCF_RESKEY_CRM_meta_migrate_target": target_node}
 
 
-def test_live_migration_to_the_other_libvirtd(pair):
+@pytest.mark.parametrize("mode", ["direct", "peer2peer", "tunnelled"])
+def test_live_migration_to_the_other_libvirtd(pair, mode):
     source, dest, target = pair
     assert source("start").rc == 0
     assert dest.probe().rc == 7
+    options = {"peer2peer": {"migration_peer2peer": "true"},
+               "tunnelled": {"migration_tunnelled": "true", "migrateuri": None}}.get(mode, {})
     moved = source("migrate_to", extra=_migrate_env(), timeout=120000,
-                   migration_downtime=500, migration_speed=1000)
+                   migration_downtime=500, migration_speed=1000, **options)
+    assert {"direct": "direct live", "peer2peer": "peer-to-peer live",
+            "tunnelled": "tunnelled peer-to-peer"}[mode] in moved.stderr
     assert moved.rc == 0, moved
     arrived = dest("migrate_from", extra=_migrate_env(), timeout=60000)
     assert arrived.rc == 0, arrived

@@ -198,3 +198,20 @@ def test_bad_parameters_are_err_configured(vm):
     assert vm("validate-all").rc == 6
     assert vm.probe().rc == 7  # a broken config on a probe: nothing remembered, not running
     assert vm("stop").rc == 0
+
+
+def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # noqa: F811
+    """The config now names another domain: the one this node started must not be forgotten."""
+    assert vm("start").rc == 0
+    renamed = domains.new("r")
+    from support.libvirtd import diskless_domain_xml
+
+    with open(vm.config, "w") as handle:
+        handle.write(diskless_domain_xml(renamed))
+    monitor = vm("monitor")
+    assert monitor.rc == 1 and vm.name in monitor.reason, monitor
+    assert vm.probe().rc == 1
+    stopped = vm("stop", force_stop="true")
+    assert stopped.rc == 0, stopped
+    assert domstate(SYSTEM_URI, vm.name) is None
+    assert vm("monitor").rc == 7
