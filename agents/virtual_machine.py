@@ -689,18 +689,27 @@ class VirtualMachine(ocf.ResourceAgent):
         try:
             vm_migrate.migrate(hv, dom, plan, self.log)
         except GenericError:
-            state, _ = hv.state(dom)
-            if state is not None and state in self._active():
-                self.log.error("migration failed; domain %s still runs here" % ident.name)
+            self._after_failed_migration(hv, dom, ident, target)
             raise
         self.log.info("domain %s migrated to %s" % (ident.name, target))
         return None
 
-    @staticmethod
-    def _active():
+    def _after_failed_migration(self, hv, dom, ident, target):
+        """Log where the domain is: a failed live migration leaves it on the source, and
+        Pacemaker stops the resource on both nodes before starting it again."""
         from hasf.agents.vm_libvirt import ACTIVE_STATES
 
-        return ACTIVE_STATES
+        try:
+            state, _ = hv.state(dom)
+        except GenericError as exc:
+            self.log.error("migration failed and the domain's state here is unknown: %s"
+                           % exc.message)
+            return
+        if state in ACTIVE_STATES:
+            self.log.error("migration failed; domain %s still runs here" % ident.name)
+        else:
+            self.log.error("migration failed and domain %s no longer runs here; it may run on "
+                           "%s" % (ident.name, target))
 
     def migrate_from(self):
         from hasf.agents.vm_libvirt import RUNNING, state_name
