@@ -12,7 +12,7 @@ import os
 import pytest
 
 from test_vm_common import (SYSTEM_URI, VmRun, agent_path, domains, domstate,  # noqa: F401
-                            system_libvirtd, workdir, write_config)
+                            system_libvirtd, virsh, workdir, write_config)
 
 PORT = 49152 + os.getpid() % 60
 
@@ -48,6 +48,7 @@ def test_live_migration_to_the_other_libvirtd(pair, mode):
                "tunnelled": {"migration_tunnelled": "true", "migrateuri": None}}.get(mode, {})
     moved = source("migrate_to", extra=_migrate_env(), timeout=120000,
                    migration_downtime=500, migration_speed=1000, **options)
+    assert "could not set migration_downtime" not in moved.stderr, moved
     assert {"direct": "direct live", "peer2peer": "peer-to-peer live",
             "tunnelled": "tunnelled peer-to-peer"}[mode] in moved.stderr
     assert moved.rc == 0, moved
@@ -66,11 +67,13 @@ def test_failed_migration_leaves_the_domain_on_the_source_only(pair):
     assert source("start").rc == 0
     # an address the target does not have: its qemu cannot listen, libvirt rolls back
     failed = source("migrate_to", extra=_migrate_env(), timeout=60000,
-                    migrateuri="tcp://192.0.2.1:%d" % PORT)
+                    migrateuri="tcp://192.0.2.1:%d" % PORT, migration_downtime=777)
     assert failed.rc == 1, failed
     assert "migration" in failed.reason
     assert domstate(SYSTEM_URI, source.name) == "running"
     assert domstate(target.uri, source.name) is None
+    # migration_downtime reached libvirt (and qemu) before the attempt
+    assert virsh(SYSTEM_URI, "migrate-getmaxdowntime", source.name).stdout.strip() == "777"
     arrived = dest("migrate_from", extra=_migrate_env(), timeout=3000)
     assert arrived.rc == 1, arrived  # migrate_from confirms; it does not pretend
     assert source("monitor").rc == 0
