@@ -8,7 +8,7 @@ from hasf.ocf.agent import ResourceAgent
 from hasf.ocf.errors import (CannotTell, ConfigurationProblems, GenericError, InvalidArgs,
                              NotConfigured, NotInstalled, OCFError, PermissionDenied,
                              Unimplemented)
-from hasf.ocf.exitcodes import DEGRADED, NOT_RUNNING, SUCCESS, OCFExit
+from hasf.ocf.exitcodes import DEGRADED, NOT_RUNNING, SUCCESS
 from hasf.ocf.main import main_for, run
 from hasf.ocf.actions import Action
 from hasf.ocf.params import (Boolean, Choice, Duration, Integer, Parameter, Path, String)
@@ -19,3 +19,12 @@ __all__ = [
     "NotInstalled", "OCFError", "OCFExit", "Parameter", "Path", "PermissionDenied",
     "ResourceAgent", "String", "SUCCESS", "Unimplemented", "main_for", "run",
 ]
+
+
+def __getattr__(name):
+    """OCFExit (an IntEnum) is built on first use: importing enum costs ~4 ms per exec."""
+    if name == "OCFExit":
+        from hasf.ocf import exitcodes
+
+        return exitcodes.OCFExit
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -5,13 +5,13 @@ place that writes the `ocf-exit-reason:` line and exits with the code.
 """
 
 from hasf.errors import HasfError
-from hasf.ocf.exitcodes import OCFExit
+from hasf.ocf import exitcodes as rc
 
 
 class OCFError(HasfError):
     """Base: an operation failed with `exit_code`; the message is the exit reason."""
 
-    exit_code = OCFExit.ERR_GENERIC
+    exit_code = rc.ERR_GENERIC
 
 
 class GenericError(OCFError):
@@ -21,27 +21,27 @@ class GenericError(OCFError):
 class InvalidArgs(OCFError):
     """The configuration is not valid on this node (Pacemaker bans it here)."""
 
-    exit_code = OCFExit.ERR_ARGS
+    exit_code = rc.ERR_ARGS
 
 
 class Unimplemented(OCFError):
-    exit_code = OCFExit.ERR_UNIMPLEMENTED
+    exit_code = rc.ERR_UNIMPLEMENTED
 
 
 class PermissionDenied(OCFError):
-    exit_code = OCFExit.ERR_PERM
+    exit_code = rc.ERR_PERM
 
 
 class NotInstalled(OCFError):
     """Required software is missing on this node."""
 
-    exit_code = OCFExit.ERR_INSTALLED
+    exit_code = rc.ERR_INSTALLED
 
 
 class NotConfigured(OCFError):
     """The parameters are wrong everywhere (Pacemaker stops the resource cluster-wide)."""
 
-    exit_code = OCFExit.ERR_CONFIGURED
+    exit_code = rc.ERR_CONFIGURED
 
 
 class ConfigurationProblems(NotConfigured):

@@ -16,7 +16,7 @@ from hasf.errors import HasfError
 from hasf.ocf.agent import HANDLERS
 from hasf.ocf.environment import Invocation
 from hasf.ocf.errors import ConfigurationProblems, OCFError
-from hasf.ocf.exitcodes import OCFExit
+from hasf.ocf import exitcodes as rc
 from hasf.ocf.log import AgentLog
 from hasf.ocf.params import parse_params
 from hasf.secret import redact
@@ -39,8 +39,8 @@ def _error_code(exc):
     from hasf.runner import CommandNotFound  # only on the failure path
 
     if isinstance(exc, CommandNotFound):
-        return OCFExit.ERR_INSTALLED
-    return OCFExit.ERR_GENERIC
+        return rc.ERR_INSTALLED
+    return rc.ERR_GENERIC
 
 
 def _dispatch(agent, invocation, problems):
@@ -49,15 +49,15 @@ def _dispatch(agent, invocation, problems):
         if problems:
             raise ConfigurationProblems(problems)
         agent.validate()
-        return OCFExit.SUCCESS
+        return rc.SUCCESS
     if problems:
         if action != "stop" and not invocation.is_probe:
             raise ConfigurationProblems(problems)
         agent.log.warning("continuing %s despite: %s" % (action, "; ".join(problems)))
     if action in VALIDATED:
         agent.validate()
-    rc = getattr(agent, HANDLERS[action])()
-    return OCFExit.SUCCESS if rc is None else OCFExit(rc)
+    status = getattr(agent, HANDLERS[action])()
+    return rc.SUCCESS if status is None else int(status)
 
 
 def run(agent_class, argv=None, environ=None, out=None, err=None):
@@ -70,19 +70,19 @@ def run(agent_class, argv=None, environ=None, out=None, err=None):
         from hasf.ocf.metadata import build
 
         out.write(build(agent_class))
-        return OCFExit.SUCCESS
+        return rc.SUCCESS
     if action in ("usage", "help", "-h", "--help"):
         out.write(agent_class.usage() + "\n")
-        return OCFExit.SUCCESS
+        return rc.SUCCESS
     if not agent_class.supports(action):
         err.write(agent_class.usage() + "\n")
-        return OCFExit.ERR_ARGS if not action else OCFExit.ERR_UNIMPLEMENTED
+        return rc.ERR_ARGS if not action else rc.ERR_UNIMPLEMENTED
     invocation = Invocation(action, env)
     log = AgentLog(agent_class.name, invocation.instance, env, stream=err)
     params, problems = parse_params(agent_class.parameters, env, log)
     agent = agent_class(invocation, params, problems, log)
     try:
-        rc = _dispatch(agent, invocation, problems)
+        status = _dispatch(agent, invocation, problems)
     except OCFError as exc:
         log.error("%s failed: %s" % (action, exc.message))
         exit_reason(exc.message, env, err)
@@ -99,9 +99,9 @@ def run(agent_class, argv=None, environ=None, out=None, err=None):
                                                       type(exc).__name__, exc)
         log.error(reason)
         exit_reason(reason, env, err)
-        return OCFExit.ERR_GENERIC
-    log.debug("%s -> %s" % (action, rc.ocf_name))
-    return rc
+        return rc.ERR_GENERIC
+    log.debug("%s -> %s" % (action, rc.ocf_name(status)))
+    return status
 
 
 def main_for(agent_class):
