@@ -408,11 +408,13 @@ class VirtualMachine(ocf.ResourceAgent):
         within = self.deadline.sub(fraction=0.5, seconds=10)
         try:
             return self.hypervisor(within, retry=not probe, lean=lean)
-        except (Unreachable, BadURI) as exc:
+        except (Unreachable, BadURI, NotInstalled) as exc:
             if not probe:
+                if isinstance(exc, NotInstalled):
+                    raise
                 # never "not running", and not fatal either: libvirtd may be restarting
                 raise GenericError(exc.message) from None
-            first = exc
+            first = exc  # a probe where libvirt(-python, its driver, libvirtd) is missing
         from hasf.agents.vm_procs import hypervisor_evidence
 
         evidence = hypervisor_evidence(ident.name, ident.uuid, self.deadline)
@@ -422,7 +424,7 @@ class VirtualMachine(ocf.ResourceAgent):
             return None
         try:
             return self.hypervisor(within, lean=lean)
-        except (Unreachable, BadURI) as exc:
+        except (Unreachable, BadURI, NotInstalled) as exc:
             raise CannotTell("%s, and %s exists for domain %s: cannot tell its state"
                              % (exc.message, evidence, ident.name)) from None
 
@@ -538,7 +540,7 @@ class VirtualMachine(ocf.ResourceAgent):
         try:
             try:
                 hv = self.hypervisor(retry=False)
-            except (Unreachable, BadURI) as exc:
+            except (Unreachable, BadURI, NotInstalled) as exc:
                 from hasf.agents.vm_procs import hypervisor_evidence
 
                 if hypervisor_evidence(ident.name, ident.uuid, self.deadline) is None:
@@ -553,7 +555,7 @@ class VirtualMachine(ocf.ResourceAgent):
                     self.log.info("domain %s is not running" % each.name)
                     continue
                 self._stop_domain(hv, dom, each)
-        except (Unreachable, BadURI) as exc:
+        except (Unreachable, BadURI, NotInstalled) as exc:
             return self._stop_without_libvirtd(ident, exc)
         return None
 

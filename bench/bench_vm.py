@@ -64,7 +64,7 @@ def run():
 
         # start/stop: one cold run each, alternating the agents on the same domain
         starts_h, stops_h, starts_v, stops_v = [], [], [], []
-        for _ in range(3):
+        for _ in range(5):
             starts_h.append(_single("VirtualMachine start", [agent, "start"], env_h))
             stops_h.append(_single("VirtualMachine stop", [agent, "stop"], env_h))
             starts_v.append(_single("VirtualDomain start", [VIRTUAL_DOMAIN, "start"], env_v))

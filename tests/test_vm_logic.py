@@ -333,3 +333,16 @@ def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, timeout=30)
     assert out.stdout.strip() == "7 ['libvirtmod']", out.stderr
+
+
+def test_probe_and_stop_without_a_libvirt_driver_prove_absence(tmp_path):
+    """No driver for the URI on this node (like a node without Xen): probe 7, stop 0."""
+    params = {"name": "hasfvm-nodriver", "hypervisor": "nosuchdriver:///system"}
+    rc, _o, err = run_agent("monitor", params, tmp_path)
+    assert rc == 7, err
+    rc, _o, err = run_agent("stop", params, tmp_path)
+    assert rc == 0, err
+    rc, _o, err = run_agent("monitor", params, tmp_path, interval="10000")
+    assert rc == 5, err  # a recurring monitor: the software is missing here
+    rc, _o, err = run_agent("validate-all", params, tmp_path)
+    assert rc == 5 and "no connection driver" in err, err
