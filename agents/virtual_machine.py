@@ -530,16 +530,20 @@ class VirtualMachine(ocf.ResourceAgent):
 
     # --- stop ---------------------------------------------------------------------------
     def stop(self):
-        from hasf.agents.vm_libvirt import BadURI, Unreachable
+        """Stop the domain; success only when libvirt (or, without libvirtd, the process
+        table) shows it is not running.  Every libvirt call is capped at a quarter of the
+        stop timeout, so a libvirtd that hangs leaves time to end qemu directly."""
+        from hasf.agents.vm_libvirt import BadURI, CallTimeout, Unreachable
 
         ident = self.identity()
         if ident is None:
             self.log.info("config %s unavailable and this node has not run the domain since "
                           "boot: nothing to stop" % self.params.config)
             return None
+        share = self.deadline.sub(fraction=0.25)
         try:
             try:
-                hv = self.hypervisor(retry=False)
+                hv = self.hypervisor(share, retry=False)
             except (Unreachable, BadURI, NotInstalled) as exc:
                 from hasf.agents.vm_procs import hypervisor_evidence
 
@@ -547,8 +551,11 @@ class VirtualMachine(ocf.ResourceAgent):
                     self.log.warning("%s; no hypervisor process for domain %s here: it is "
                                      "stopped" % (exc.message, ident.name))
                     return None
-                # it runs: give libvirtd (maybe restarting) a share of the timeout to answer
-                hv = self.hypervisor(self.deadline.sub(fraction=0.3))
+                if not isinstance(exc, Unreachable) or isinstance(exc, CallTimeout):
+                    raise
+                # refused while the domain runs: libvirtd may be restarting; give it a while
+                hv = self.hypervisor(self.deadline.sub(fraction=0.25))
+            hv.call_cap = max(5.0, self.deadline.seconds / 4)
             for each in filter(None, (ident, self._renamed_from(ident))):
                 dom = hv.lookup(each.name)
                 if dom is None or not hv.is_active(dom):

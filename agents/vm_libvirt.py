@@ -152,6 +152,8 @@ class Hypervisor:
         self.lv = libvirt or load_libvirt()
         self.errors = (self.lv.libvirtError,)
         self.conn = None
+        #: seconds any one call may take at most (None: up to the deadline)
+        self.call_cap = None
 
     @property
     def shown_uri(self):
@@ -231,9 +233,13 @@ class Hypervisor:
         return False
 
     # --- bounded, translated calls ----------------------------------------------------
+    def bound(self, timeout=None):
+        """Seconds one call may take: `timeout` if given, else call_cap; within the deadline."""
+        return self.deadline.bound(timeout if timeout is not None else self.call_cap)
+
     def call(self, func, *args, what="libvirt call", timeout=None):
         """func(*args) bounded by the deadline (and `timeout`), libvirt errors translated."""
-        bound = self.deadline.bound(timeout)
+        bound = self.bound(timeout)
         if bound <= 0:
             raise CallTimeout("%s: no time left before the operation timeout" % what)
         try:
@@ -248,7 +254,7 @@ class Hypervisor:
         """The domain called `name`, or None when libvirt has no such domain."""
         what = "looking up domain %s" % name
         try:
-            return call_bounded(self._lookup, (self.conn, name), self.deadline.bound(), what)
+            return call_bounded(self._lookup, (self.conn, name), self.bound(), what)
         except self.errors as exc:
             if error_code(exc) == ERR["NO_DOMAIN"]:
                 return None
@@ -258,7 +264,7 @@ class Hypervisor:
         """(state, reason) of dom; (None, None) if it vanished (transient domain gone)."""
         what = "reading the state of domain %s" % self._name(dom)
         try:
-            return tuple(call_bounded(self._state, (dom,), self.deadline.bound(), what))
+            return tuple(call_bounded(self._state, (dom,), self.bound(), what))
         except self.errors as exc:
             if error_code(exc) == ERR["NO_DOMAIN"]:
                 return None, None
@@ -321,6 +327,7 @@ class LeanHypervisor(Hypervisor):
         self.lv = None
         self.errors = (LeanError,)
         self.conn = None
+        self.call_cap = None
 
     def _checked(self, value, what, failed=None):
         if value is failed or (failed is None and value is None):
@@ -351,7 +358,7 @@ class LeanHypervisor(Hypervisor):
         def active():
             return self._checked(self.mod.virDomainIsActive(dom[0]), what, -1)
         try:
-            return bool(call_bounded(active, (), self.deadline.bound(), what))
+            return bool(call_bounded(active, (), self.bound(), what))
         except LeanError as exc:
             raise translate(exc, what) from None
 
