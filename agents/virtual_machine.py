@@ -567,7 +567,7 @@ class VirtualMachine(ocf.ResourceAgent):
         return None
 
     def _stop_domain(self, hv, dom, ident):
-        from hasf.agents.vm_libvirt import INACTIVE_STATES
+        from hasf.agents.vm_libvirt import INACTIVE_STATES, PAUSED
 
         def inactive(state):
             return state is None or state in INACTIVE_STATES
@@ -578,7 +578,9 @@ class VirtualMachine(ocf.ResourceAgent):
             saved = self._saved_state(ident)
             if saved and self._save(hv, dom, ident, saved, graceful):
                 return
-            if self._shutdown(hv, dom, ident):
+            if hv.state(dom)[0] == PAUSED:
+                self.log.info("domain %s is paused and cannot shut down by itself" % ident.name)
+            elif self._shutdown(hv, dom, ident):
                 if hv.wait_state(dom, inactive, graceful, 0.2, 1.0) is not None:
                     self.log.info("domain %s shut down" % ident.name)
                     return
