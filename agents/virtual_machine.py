@@ -88,8 +88,8 @@ class VirtualMachine(ocf.ResourceAgent):
     parameters = (
         ocf.Parameter(
             "config", ocf.Path(), unique=True, shortdesc="Domain XML file",
-            longdesc="Absolute path to the libvirt domain XML file (as written by "
-                     "'virsh dumpxml'); the domain name is read from it. Either config or name "
+            longdesc="The libvirt domain XML file (as written by 'virsh dumpxml'), given as "
+                     "an absolute path; the domain name is read from it. Either config or name "
                      "must be set."),
         ocf.Parameter(
             "name", _Checked(_is_domain_name, "a libvirt domain name without '/' or control "
@@ -99,8 +99,8 @@ class VirtualMachine(ocf.ResourceAgent):
                      "without a config file. With config, it must match the <name> there."),
         _uri_param("hypervisor", "Hypervisor URI",
                    "libvirt connection URI of the local hypervisor, e.g. xen:///system or "
-                   "qemu:///system. Unset: libvirt's default URI (xen:///system on a Xen "
-                   "dom0)."),
+                   "qemu:///system. Unset: libvirt's default URI, which is xen:///system on "
+                   "a Xen dom0."),
         ocf.Parameter(
             "persistent", ocf.Boolean(), default=False, shortdesc="Define the domain persistently",
             longdesc="false: create a transient domain from config on start (it disappears from "
@@ -118,8 +118,8 @@ class VirtualMachine(ocf.ResourceAgent):
             default="", shortdesc="Graceful shutdown method(s)",
             longdesc="How the graceful part of stop asks the guest to shut down, passed to "
                      "libvirt's virDomainShutdownFlags: acpi (power button), agent (qemu guest "
-                     "agent), initctl, signal, paravirt (Xen); several may be given, libvirt "
-                     "picks one. Empty: the hypervisor's default."),
+                     "agent), initctl, signal, paravirt (Xen); with several, libvirt picks one "
+                     "that works."),
         ocf.Parameter(
             "shutdown_timeout_share", ocf.Integer(0, 100), default=70,
             shortdesc="Share of the stop timeout for graceful shutdown (%)",
