@@ -25,8 +25,9 @@ _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 _DIGITS = frozenset("0123456789")
 _ALNUM = _LOWER | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ") | _DIGITS
 _CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
-# characters no URI of ours needs, and every one a shell or an XML file treats specially
-_URI_FORBIDDEN = _CONTROL | frozenset(" '\"`;&|<>$\\")
+# characters RFC 3986 does not allow in a URI (they must be %-encoded); the sub-delimiters it
+# does allow ($ & ' ; ...) pass through literally -- no shell ever sees a parameter
+_URI_FORBIDDEN = _CONTROL | frozenset(' "<>\\^`{|}')
 
 
 class _Checked(ParamType):

@@ -346,3 +346,24 @@ def test_probe_and_stop_without_a_libvirt_driver_prove_absence(tmp_path):
     assert rc == 5, err  # a recurring monitor: the software is missing here
     rc, _o, err = run_agent("validate-all", params, tmp_path)
     assert rc == 5 and "no connection driver" in err, err
+
+
+@pytest.mark.parametrize("param", ["config", "snapshot"])
+def test_paths_with_specials_pass_through_literally(param, tmp_path):
+    """An absolute path full of specials is just a path: it is looked up literally."""
+    path = "/tmp/hasf-nonexistent-" + NASTY.replace("/", "_") + "<x>&amp;"
+    params = {"name": "vm", param: path, "hypervisor": "test:///default"}
+    rc, _out, err = run_agent("validate-all", params, tmp_path)
+    assert rc == 5, err  # not installed here: the file/directory is not there
+    assert path in err
+    assert not os.path.exists("/tmp/hasf-pwned")
+
+
+def test_uri_sub_delimiters_pass_through_literally():
+    """$ & ' ; are legal in URIs (RFC 3986): kept verbatim, nothing interprets them."""
+    from hasf.ocf.params import parse_params
+
+    uri = "qemu+ssh://root@%n/system?keyfile=/k$x;y&no_verify=1&name='a'"
+    params, problems = parse_params(VirtualMachine.parameters, {"OCF_RESKEY_remoteuri": uri})
+    assert problems == [] and params.remoteuri == uri
+    assert vm_migrate.remote_uri("qemu:///system", "n2", remoteuri=uri) == uri.replace("%n", "n2")

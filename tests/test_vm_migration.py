@@ -131,3 +131,34 @@ def test_migration_there_and_back(pair):
     assert dest.probe().rc == 7
     assert source("monitor").rc == 0
     assert source("stop").rc == 0
+
+
+def test_migration_over_a_qemu_ssh_uri(pair):
+    """remoteuri with %n and the +ssh transport, through a real sshd to the target libvirtd.
+
+    The sshd runs in its own network namespace; the target node's name (%n)
+    is its address.  libvirt's ssh transport runs `nc -U <socket>` there to
+    reach the target libvirtd.  Host keys are pinned by a wrapper (command=),
+    so nothing is added to root's known_hosts.
+    """
+    from support.sshd import NamespaceSshd
+
+    source, dest, target = pair
+    with NamespaceSshd() as sshd:
+        wrapper = os.path.join(sshd.dir, "ssh-pinned")
+        with open(wrapper, "w") as handle:
+            handle.write("#!/bin/sh\nexec ssh -F /dev/null -o UserKnownHostsFile=%s "
+                         "-o StrictHostKeyChecking=yes -o BatchMode=yes -i %s \"$@\"\n"
+                         % (sshd.known_hosts, sshd.identity))
+        os.chmod(wrapper, 0o755)
+        remote = "qemu+ssh://root@%%n/system?socket=%s&command=%s&proxy=netcat" % (
+            target.socket, wrapper)
+        env = _migrate_env("node1", sshd.address)
+        assert source("start").rc == 0
+        moved = source("migrate_to", extra=env, timeout=60000, remoteuri=remote)
+        assert moved.rc == 0, moved
+        assert "qemu+ssh://root@%s/system" % sshd.address in moved.stderr
+        assert dest("migrate_from", extra=env, timeout=60000).rc == 0
+    assert domstate(target.uri, source.name) == "running"
+    assert domstate(SYSTEM_URI, source.name) is None
+    assert dest("stop").rc == 0
