@@ -117,3 +117,107 @@ def test_pacemaker_starts_monitors_recovers_and_stops(cluster, domains, workdir)
     with open(log, errors="replace") as handle:
         text = handle.read()
     assert "vm1_monitor_2000" in text
+
+
+MIGRATABLE = """\
+<primitive id="vm2" class="ocf" provider="hasf" type="VirtualMachine">
+  <instance_attributes id="vm2-ia">
+    <nvpair id="vm2-config" name="config" value=%(config)s/>
+    <nvpair id="vm2-force" name="force_stop" value="true"/>
+  </instance_attributes>
+  <instance_attributes id="vm2-on-node1" score="2">
+    <rule id="vm2-on-node1-rule" score="0">
+      <expression id="vm2-on-node1-expr" attribute="#uname" operation="eq" value="node1"/>
+    </rule>
+    <nvpair id="vm2-n1-hv" name="hypervisor" value=%(host_uri)s/>
+    <nvpair id="vm2-n1-remote" name="remoteuri" value=%(private_uri)s/>
+    <nvpair id="vm2-n1-data" name="migrateuri" value=%(to_private)s/>
+  </instance_attributes>
+  <instance_attributes id="vm2-on-node2" score="1">
+    <rule id="vm2-on-node2-rule" score="0">
+      <expression id="vm2-on-node2-expr" attribute="#uname" operation="eq" value="node2"/>
+    </rule>
+    <nvpair id="vm2-n2-hv" name="hypervisor" value=%(private_uri)s/>
+    <nvpair id="vm2-n2-remote" name="remoteuri" value=%(host_uri)s/>
+    <nvpair id="vm2-n2-data" name="migrateuri" value=%(to_host)s/>
+  </instance_attributes>
+  <meta_attributes id="vm2-meta">
+    <nvpair id="vm2-allow-migrate" name="allow-migrate" value="true"/>
+    <nvpair id="vm2-target-role" name="target-role" value="Stopped"/>
+  </meta_attributes>
+  <operations>
+    <op id="vm2-start" name="start" interval="0s" timeout="90s"/>
+    <op id="vm2-stop" name="stop" interval="0s" timeout="30s"/>
+    <op id="vm2-monitor" name="monitor" interval="5s" timeout="30s"/>
+    <op id="vm2-migrate-to" name="migrate_to" interval="0s" timeout="120s"/>
+    <op id="vm2-migrate-from" name="migrate_from" interval="0s" timeout="60s"/>
+  </operations>
+</primitive>
+"""
+
+
+def test_pacemaker_live_migrates_between_two_nodes(agent_path, system_libvirtd,  # noqa: F811
+                                                    domains, workdir):  # noqa: F811
+    """Two nodes, each with its own libvirtd (node1: the host's, node2: a private one):
+    a move of vm2 is done by Pacemaker as migrate_to + migrate_from, and back again."""
+    from support.libvirtd import PrivateLibvirtd
+    from support.pacemaker import PacemakerCluster
+    from support.waiting import wait_until
+
+    port = 49300 + os.getpid() % 100
+    binds = [(os.path.dirname(agent_path), "/usr/lib/ocf/resource.d/hasf")]
+    with PrivateLibvirtd() as node2_libvirtd, \
+            PacemakerCluster(["node1", "node2"], extra_binds=binds) as cluster:
+        domains.uris.append(node2_libvirtd.uri)
+        name = domains.new("pcmk2")
+        xml = MIGRATABLE % {
+            "config": quoteattr(write_config(workdir, name)),
+            "host_uri": quoteattr(HOST_URI), "private_uri": quoteattr(node2_libvirtd.uri),
+            "to_private": quoteattr("tcp://%s:%d" % (node2_libvirtd.address, port)),
+            "to_host": quoteattr("tcp://%s:%d" % (node2_libvirtd.network.host_address,
+                                                   port + 1))}
+        cluster.wait_online(60)
+
+        def where():
+            return (domstate(SYSTEM_URI, name), domstate(node2_libvirtd.uri, name))
+
+        def on(node):
+            root = cluster.status()
+            for res in root.iter("resource"):
+                if res.get("id") == "vm2" and res.get("role") == "Started":
+                    return [n.get("name") for n in res.iter("node")] == [node]
+            return False
+        try:
+            # created stopped, pinned to node1, then started
+            created = cluster.run("node1", ["cibadmin", "-C", "-o", "resources", "-X", xml])
+            assert created.returncode == 0, created.stderr
+            prefer = cluster.run("node1", ["cibadmin", "-C", "-o", "constraints", "-X",
+                                           '<rsc_location id="vm2-prefers-node1" rsc="vm2" '
+                                           'node="node1" score="100"/>'])
+            assert prefer.returncode == 0, prefer.stderr
+            started = cluster.run("node1", ["crm_resource", "-r", "vm2", "--meta", "-p",
+                                            "target-role", "-v", "Started"])
+            assert started.returncode == 0, started.stderr
+            wait_until(lambda: on("node1") and where() == ("running", None), 60, 0.5,
+                       "vm2 running on node1 only")
+            moved = cluster.run("node1", ["crm_resource", "-r", "vm2", "--move", "-N", "node2",
+                                          "--force"])
+            assert moved.returncode == 0, moved.stderr
+            wait_until(lambda: on("node2") and where() == (None, "running"), 90, 0.5,
+                       "vm2 live-migrated to node2")
+            back = cluster.run("node1", ["crm_resource", "-r", "vm2", "--move", "-N", "node1",
+                                         "--force"])
+            assert back.returncode == 0, back.stderr
+            wait_until(lambda: on("node1") and where() == ("running", None), 90, 0.5,
+                       "vm2 live-migrated back to node1")
+        except AssertionError:
+            print(cluster.dump_logs(60))
+            raise
+        logs = cluster.dump_logs(100000)
+        results = sorted(set(re.findall(r"Result of (\w+) operation for vm2 on (node\d): (\w+)",
+                                        logs)))
+        for op, node in (("migrate_to", "node1"), ("migrate_from", "node2"),
+                         ("migrate_to", "node2"), ("migrate_from", "node1")):
+            assert (op, node, "ok") in results, results
+        assert all(outcome in ("ok", "not", "Cancelled") for _o, _n, outcome in results), results
+        assert [r for r in results if r[0] == "start"] == [("start", "node1", "ok")]  # once
