@@ -34,7 +34,8 @@ def test_ocf_tester_passes(agent_path, system_libvirtd, domains, workdir):  # no
     proc = subprocess.run(
         ["ocf-tester", "-v", "-n", "ocft-" + name, "-o", "config=%s" % config,
          "-o", "hypervisor=%s" % SYSTEM_URI, "-o", "shutdown_timeout_share=10", agent_path],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, HA_RSCTMP=os.path.join(workdir, "rsc")))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "passed all tests" in proc.stdout
     assert "Checking for migrate_to action" in proc.stdout
