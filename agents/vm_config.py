@@ -6,8 +6,6 @@ pyexpat (part of CPython, ~1 ms to import) reads just that, so monitors and
 probes never pay for lxml.
 """
 
-import os
-
 from hasf.ocf.errors import NotConfigured, PermissionDenied
 
 
@@ -97,7 +95,3 @@ def load(path):
     data = read(path)
     ident = identity(data, "config file %s" % path)
     return data.decode("utf-8", "replace"), ident
-
-
-def exists(path):
-    return path is not None and os.path.exists(path)
