@@ -83,11 +83,10 @@ def run():
             report.note("unexpected monitor exit codes: hasf %s, VirtualDomain %s"
                         % (ours.rcs, theirs.rcs))
         report.compare("monitor (running)", ours, theirs, target=0.25)
-        report.note("no cluster here: VirtualDomain's crm_resource calls (utilization) fail fast; "
-                    "under a live CIB its monitor is slower, hasf's is unchanged")
-        cpu_ratio = ours.cpu / theirs.cpu if theirs.cpu else float("inf")
-        report.note("monitor cpu ratio %.2fx: %s (<= 0.25x)" % (
-            cpu_ratio, "meets target" if cpu_ratio <= 0.25 else "MISSES target"))
+        report.note("no cluster above: VirtualDomain's crm_resource calls fail fast; "
+                    "the next row runs both inside a live Pacemaker node")
+        _in_cluster(report, agent, env_h, env_v)
+        _cpu_verdict(report, ours, theirs)
         run_once([agent, "stop"], env_h)
         ours = measure("VirtualMachine probe", [agent, "monitor"],
                        dict(env_h, OCF_RESKEY_CRM_meta_interval="0"), runs=20)
@@ -98,6 +97,32 @@ def run():
         _cleanup(name)
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _in_cluster(report, agent, env_h, env_v):
+    """Both monitors run inside a one-node Pacemaker cluster (nsenter into the node), where
+    VirtualDomain's utilization updates (crm_resource) talk to a live CIB, as in production."""
+    from support.pacemaker import PacemakerCluster
+
+    # the node's /run is private: reach the host's libvirtd socket through our own root
+    uri = "qemu+unix:///system?socket=/proc/%d/root/run/libvirt/libvirt-sock" % os.getpid()
+    with PacemakerCluster(["node1"]) as cluster:
+        cluster.wait_online(60)
+        host = cluster.nodes["node1"].host
+        env_h = dict(env_h, OCF_RESKEY_hypervisor=uri)
+        env_v = dict(env_v, OCF_RESKEY_hypervisor=uri)
+        ours = measure("VirtualMachine monitor", host.argv([agent, "monitor"]), env_h, runs=20)
+        theirs = measure("VirtualDomain monitor", host.argv([VIRTUAL_DOMAIN, "monitor"]), env_v,
+                         runs=20)
+    report.compare("monitor (running, in a cluster node)", ours, theirs, target=0.25)
+    _cpu_verdict(report, ours, theirs)
+
+
+def _cpu_verdict(report, ours, theirs, target=0.25):
+    """Report.compare judges wall time; the issue's target holds for CPU time too."""
+    ratio = ours.cpu / theirs.cpu if theirs.cpu else float("inf")
+    report.note("cpu ratio %.2fx: %s (<= %.2fx)" % (
+        ratio, "meets target" if ratio <= target else "MISSES target", target))
 
 
 def _median(samples):
