@@ -1,45 +1,32 @@
-"""What several benches share: a non-editable copy of hasf and launchers for it.
+"""What several benches share: launchers for a non-editable copy of hasf.
 
 The development venv installs hasf editable, whose import hook costs ~9 ms per
-process; cluster nodes install it normally.  So benches install the package
-into a private directory and time launchers made by the same template
-`make install` uses.
+process; cluster nodes install it normally.  So benches time launchers made
+by the same template `make install` uses, over a regular install of this
+checkout (the one the tests use, tests/testagents).
 """
 
 import os
-import subprocess
-import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_root = None
+from testagents import REPO, hasf_site, write_launcher  # noqa: F401  (REPO for benches)
+
+_dir = None
 
 
 def install_root():
-    """A directory holding a regular (non-editable) install of hasf; made once per run."""
-    global _root
-    if _root is None:
-        _root = tempfile.mkdtemp(prefix="hasf-bench-")
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--no-build-isolation", "--target", os.path.join(_root, "lib"), REPO],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return _root
+    """The directory of the regular install's launchers (made once per run)."""
+    global _dir
+    if _dir is None:
+        hasf_site()
+        _dir = tempfile.mkdtemp(prefix="hasf-bench-")
+        os.chmod(_dir, 0o755)
+    return _dir
 
 
 def launcher(name, module, function="main", extra_paths=()):
     """An executable launcher for module:function in the bench install."""
-    import sysconfig
-
-    from hasf.launcher import render
-
-    root = install_root()
-    paths = [os.path.join(root, "lib")] + list(extra_paths) + list(dict.fromkeys(
-        [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]))
-    path = os.path.join(root, name)
-    with open(path, "w") as handle:
-        handle.write(render(sys.executable, module, function, paths, "bench"))
-    os.chmod(path, 0o755)
-    return path
+    return write_launcher(os.path.join(install_root(), name), module, function, "bench")
 
 
 def ocf_env(**params):
