@@ -58,6 +58,15 @@ def _is_shutdown_mode(text):
     return text == "" or all(mode in _SHUTDOWN_MODES for mode in text.split(","))
 
 
+_MIGRATION_OPTIONS = ("abort_on_error", "auto_converge", "compressed", "unsafe",
+                      "change_protection", "tls", "non_shared_disk", "non_shared_inc",
+                      "undefine_source")
+
+
+def _is_migration_options(text):
+    return text == "" or all(word in _MIGRATION_OPTIONS for word in text.split(","))
+
+
 def _is_word(first, rest):
     return lambda text: text == "" or (text[0] in first and set(text[1:]) <= rest)
 
@@ -174,6 +183,15 @@ class VirtualMachine(ocf.ResourceAgent):
             "migration_tunnelled", ocf.Boolean(), default=False, shortdesc="Tunnelled migration",
             longdesc="Tunnel the migration data through the libvirtd connection "
                      "(VIR_MIGRATE_TUNNELLED; implies peer-to-peer; migrateuri is not used)."),
+        ocf.Parameter(
+            "migration_options",
+            _Checked(_is_migration_options, "empty or a comma-separated list of: "
+                     + ", ".join(_MIGRATION_OPTIONS)),
+            default="", shortdesc="More live migration flags",
+            longdesc="libvirt migration flags added to every live migration "
+                     "(VIR_MIGRATE_<OPTION>): e.g. auto_converge,compressed for busy guests, "
+                     "unsafe when the disk cache mode makes libvirt refuse, abort_on_error to "
+                     "stop on I/O errors. Replaces VirtualDomain's free-form migrate_options."),
         ocf.Parameter(
             "migration_speed", ocf.Integer(0), default=0, shortdesc="Migration bandwidth (MiB/s)",
             longdesc="Maximum migration bandwidth in MiB/s; 0 means unlimited."),
@@ -697,7 +715,8 @@ class VirtualMachine(ocf.ResourceAgent):
         persistent = bool(hv.call(dom.isPersistent, what="checking persistence"))
         plan = vm_migrate.Plan(hv.lv, dest_uri, data_uri, p.migration_peer2peer,
                                p.migration_tunnelled, persistent, p.migration_speed,
-                               p.migration_downtime)
+                               p.migration_downtime,
+                               [w for w in (p.migration_options or "").split(",") if w])
         try:
             vm_migrate.migrate(hv, dom, plan, self.log)
         except GenericError:

@@ -14,6 +14,11 @@ an aborted live migration leaves the domain running on the source only.
 
 from hasf.ocf.errors import GenericError, NotConfigured
 
+#: `migration_options` words and the virDomainMigrateFlags they add (VIR_MIGRATE_<WORD>);
+#: VirtualDomain's free-form `migrate_options` passed virsh switches, these are checked
+OPTIONS = ("abort_on_error", "auto_converge", "compressed", "unsafe", "change_protection",
+           "tls", "non_shared_disk", "non_shared_inc", "undefine_source")
+
 
 def _split_uri(uri):
     """(scheme, userinfo, host, port, path_and_query) of a libvirt URI like qemu+ssh://u@h:22/system."""
@@ -68,7 +73,7 @@ class Plan:
     """Everything one migration needs, decided before anything is done."""
 
     def __init__(self, lv, dest_uri, data_uri, peer2peer, tunnelled, persistent,
-                 bandwidth, downtime):
+                 bandwidth, downtime, options=()):
         self.lv = lv
         self.dest_uri = dest_uri
         self.data_uri = data_uri
@@ -77,6 +82,7 @@ class Plan:
         self.persistent = persistent
         self.bandwidth = bandwidth
         self.downtime = downtime
+        self.options = tuple(options)
 
     @property
     def flags(self):
@@ -88,6 +94,8 @@ class Plan:
             flags |= lv.VIR_MIGRATE_TUNNELLED
         if self.persistent:
             flags |= lv.VIR_MIGRATE_PERSIST_DEST
+        for word in self.options:
+            flags |= getattr(lv, "VIR_MIGRATE_" + word.upper())
         return flags
 
     @property
@@ -102,9 +110,9 @@ class Plan:
     def describe(self):
         how = "tunnelled peer-to-peer" if self.tunnelled else (
             "peer-to-peer" if self.peer2peer else "direct")
-        return "%s live migration to %s%s" % (how, self.dest_uri,
-                                              " via " + self.data_uri if self.params.get(
-                                                  self.lv.VIR_MIGRATE_PARAM_URI) else "")
+        via = " via " + self.data_uri if self.params.get(self.lv.VIR_MIGRATE_PARAM_URI) else ""
+        extra = " (%s)" % ", ".join(self.options) if self.options else ""
+        return "%s live migration to %s%s%s" % (how, self.dest_uri, via, extra)
 
 
 def migrate(hv, dom, plan, log):

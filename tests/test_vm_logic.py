@@ -129,7 +129,8 @@ def run_agent(action, params, tmp_path, interval="0"):
 
 @pytest.mark.parametrize("param", ["hypervisor", "remoteuri", "migrateuri", "migration_transport",
                                    "migration_user", "migration_network_suffix",
-                                   "shutdown_mode", "monitor_scripts", "config", "snapshot"])
+                                   "shutdown_mode", "monitor_scripts", "config", "snapshot",
+                                   "migration_options", "name"])
 def test_shell_metacharacters_fail_validation(param, tmp_path):
     rc, _out, err = run_agent("validate-all", {"name": "vm", param: NASTY}, tmp_path)
     assert rc == 6, err
@@ -367,3 +368,24 @@ def test_uri_sub_delimiters_pass_through_literally():
     params, problems = parse_params(VirtualMachine.parameters, {"OCF_RESKEY_remoteuri": uri})
     assert problems == [] and params.remoteuri == uri
     assert vm_migrate.remote_uri("qemu:///system", "n2", remoteuri=uri) == uri.replace("%n", "n2")
+
+
+def test_migration_options_map_to_libvirt_flags():
+    import libvirt
+
+    from hasf.agents.virtual_machine import _MIGRATION_OPTIONS
+
+    assert set(_MIGRATION_OPTIONS) == set(vm_migrate.OPTIONS)
+    for word in vm_migrate.OPTIONS:
+        assert isinstance(getattr(libvirt, "VIR_MIGRATE_" + word.upper()), int), word
+    plan = vm_migrate.Plan(libvirt, "d", None, False, False, False, 0, 0,
+                           ["auto_converge", "compressed"])
+    assert plan.flags == (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_AUTO_CONVERGE
+                          | libvirt.VIR_MIGRATE_COMPRESSED)
+    assert "(auto_converge, compressed)" in plan.describe()
+
+
+def test_unknown_migration_option_is_err_configured(tmp_path):
+    rc, _o, err = run_agent("validate-all", {"name": "vm", "migration_options":
+                                             "compressed,--live; reboot"}, tmp_path)
+    assert rc == 6 and "parameter migration_options=" in err

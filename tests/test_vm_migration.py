@@ -47,8 +47,10 @@ def test_live_migration_to_the_other_libvirtd(pair, mode):
     options = {"peer2peer": {"migration_peer2peer": "true"},
                "tunnelled": {"migration_tunnelled": "true", "migrateuri": None}}.get(mode, {})
     moved = source("migrate_to", extra=_migrate_env(), timeout=120000,
-                   migration_downtime=500, migration_speed=1000, **options)
+                   migration_downtime=500, migration_speed=1000,
+                   migration_options="auto_converge,abort_on_error", **options)
     assert "could not set migration_downtime" not in moved.stderr, moved
+    assert "(auto_converge, abort_on_error)" in moved.stderr
     assert {"direct": "direct live", "peer2peer": "peer-to-peer live",
             "tunnelled": "tunnelled peer-to-peer"}[mode] in moved.stderr
     assert moved.rc == 0, moved
