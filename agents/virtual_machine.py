@@ -137,6 +137,13 @@ class VirtualMachine(ocf.ResourceAgent):
                      "shutdown before the domain is destroyed; the rest is kept for the destroy. "
                      "0 behaves like force_stop."),
         ocf.Parameter(
+            "save_config_on_stop", ocf.Boolean(), default=False,
+            shortdesc="Write the running domain's XML back to config",
+            longdesc="Before stop and migrate_to, write the domain's current (migratable) XML "
+                     "back to the config file, so changes made to the running domain survive "
+                     "(atomic replace; only when it changed; a failure is logged, never fails "
+                     "the stop)."),
+        ocf.Parameter(
             "snapshot", ocf.Path(), shortdesc="Directory for saved domain state",
             longdesc="If set, stop saves the domain's memory state to <snapshot>/<name>.state "
                      "(falling back to shutdown/destroy if saving fails) and start restores "
@@ -585,8 +592,34 @@ class VirtualMachine(ocf.ResourceAgent):
             return self._stop_without_libvirtd(ident, exc)
         return None
 
+    def _save_config(self, hv, dom, ident):
+        """save_config_on_stop: the domain's migratable XML back into the config file."""
+        if not (self.params.save_config_on_stop and self.params.config):
+            return
+        path = self.params.config
+        try:
+            xml = hv.call(dom.XMLDesc, hv.lv.VIR_DOMAIN_XML_MIGRATABLE,
+                          what="reading the XML of %s" % ident.name, timeout=10)
+            try:
+                with open(path) as handle:
+                    if handle.read() == xml:
+                        return
+            except OSError:
+                pass
+            tmp = "%s.%d.tmp" % (path, os.getpid())
+            with open(tmp, "w") as handle:
+                handle.write(xml)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            self.log.info("saved the XML of domain %s to %s" % (ident.name, path))
+        except (OSError, GenericError, NotConfigured) as exc:
+            self.log.warning("save_config_on_stop: could not write %s: %s" % (path, exc))
+
     def _stop_domain(self, hv, dom, ident):
         from hasf.agents.vm_libvirt import INACTIVE_STATES, PAUSED
+
+        self._save_config(hv, dom, ident)
 
         def inactive(state):
             return state is None or state in INACTIVE_STATES
@@ -712,6 +745,7 @@ class VirtualMachine(ocf.ResourceAgent):
                                          p.remoteuri)
         data_uri = vm_migrate.migration_uri(target, p.migration_network_suffix, p.migrateuri,
                                             p.migrateport, local_uri.split(":", 1)[0])
+        self._save_config(hv, dom, ident)
         persistent = bool(hv.call(dom.isPersistent, what="checking persistence"))
         plan = vm_migrate.Plan(hv.lv, dest_uri, data_uri, p.migration_peer2peer,
                                p.migration_tunnelled, persistent, p.migration_speed,

@@ -219,3 +219,19 @@ def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # no
     assert stopped.rc == 0, stopped
     assert domstate(SYSTEM_URI, vm.name) is None
     assert vm("monitor").rc == 7
+
+
+def test_save_config_on_stop(vm):
+    """A change made to the running domain is written back to config before stop."""
+    assert vm("start").rc == 0
+    # a runtime change that persists into the migratable XML: the domain's title
+    assert virsh(SYSTEM_URI, "desc", vm.name, "--live", "--title", "saved <&> title").returncode == 0
+    stopped = vm("stop", save_config_on_stop="true", force_stop="true")
+    assert stopped.rc == 0, stopped
+    with open(vm.config) as handle:
+        text = handle.read()
+    assert "<title>saved &lt;&amp;&gt; title</title>" in text
+    assert "<name>%s</name>" % vm.name in text
+    assert not [f for f in os.listdir(os.path.dirname(vm.config)) if f.endswith(".tmp")]
+    assert vm("start").rc == 0  # the saved config starts the domain again
+    assert vm("stop", force_stop="true").rc == 0
