@@ -89,3 +89,27 @@ def test_libvirtd_hung(private, running):
     # libvirtd, once it answers again, agrees: the domain is gone
     wait_until(lambda: running("monitor").rc == 7, 30, 0.5, "libvirtd to notice qemu is gone")
     assert domstate(private.uri, running.name) is None
+
+
+def test_recurring_monitor_rides_out_a_libvirtd_restart(private, running):
+    """libvirtd down for a moment (a package upgrade): the monitor retries, then answers 0."""
+    import threading
+
+    from support.libvirtd import virsh
+    from support.waiting import wait_until
+
+    _signal_libvirtd(private, signal.SIGKILL)
+    private.proc.wait(10)
+    os.unlink(private.socket)  # as after a clean stop: nothing listens
+    result = []
+    monitor = threading.Thread(target=lambda: result.append(running("monitor", timeout=30000)))
+    monitor.start()
+    time.sleep(2)
+    private.proc = private.host.popen(["libvirtd"], os.path.join(private.workdir, "again.out"))
+    wait_until(lambda: os.path.exists(private.socket)
+               and virsh(private.uri, "uri", timeout=5).returncode == 0, 30, 0.2,
+               "private libvirtd back")
+    monitor.join(40)
+    assert result and result[0].rc == 0, result
+    assert result[0].seconds >= 2  # it did wait for libvirtd, and did not give up
+    assert len(qemu_processes(running.name)) == 1
