@@ -11,7 +11,14 @@ running" only when that is proven.
 Modules: vm_config (read the domain XML, cheap identity), vm_libvirt (the
 bounded, error-translating libvirt boundary), vm_procs (hypervisor processes
 when libvirtd is unreachable), vm_migrate (live migration).  Nothing heavy is
-imported for meta-data; monitor imports libvirt and nothing else.
+imported for meta-data; a depth-0 monitor loads only libvirt-python's C
+extension (vm_libvirt.LeanHypervisor), no libvirt.py, typing, re or lxml.
+
+Differences from VirtualDomain worth knowing: monitor_scripts run at
+OCF_CHECK_LEVEL=10 (not on every monitor); utilization is set only when
+asked (autoset_utilization_* default false) and only on start/migrate_from;
+migrate_options is replaced by the checked migration_options; a paused
+domain is OCF_DEGRADED (running, needs attention), not "running" silently.
 """
 
 import os
