@@ -154,6 +154,7 @@ class Hypervisor:
         self.conn = None
         #: seconds any one call may take at most (None: up to the deadline)
         self.call_cap = None
+        self.hung = False
 
     @property
     def shown_uri(self):
@@ -217,10 +218,11 @@ class Hypervisor:
         return BadURI(text)
 
     def close(self):
-        if self.conn is not None:
+        """Log out of libvirtd -- briefly, and not at all from one that hung."""
+        if self.conn is not None and not self.hung:
             conn, self.conn = self.conn, None
             try:
-                call_bounded(self._close, (conn,), min(2.0, self.deadline.remaining() or 0.1),
+                call_bounded(self._close, (conn,), min(1.0, self.deadline.remaining() / 2),
                              "closing the libvirt connection")
             except (OCFError,) + self.errors:
                 pass  # the process is about to exit; the daemon cleans up
@@ -233,6 +235,14 @@ class Hypervisor:
         return False
 
     # --- bounded, translated calls ----------------------------------------------------
+    def _bounded(self, func, args, bound, what):
+        """call_bounded, remembering a hang: a hung connection is not politely closed."""
+        try:
+            return call_bounded(func, args, bound, what)
+        except CallTimeout:
+            self.hung = True
+            raise
+
     def bound(self, timeout=None):
         """Seconds one call may take: `timeout` if given, else call_cap; within the deadline."""
         return self.deadline.bound(timeout if timeout is not None else self.call_cap)
@@ -243,7 +253,7 @@ class Hypervisor:
         if bound <= 0:
             raise CallTimeout("%s: no time left before the operation timeout" % what)
         try:
-            return call_bounded(func, args, bound, what)
+            return self._bounded(func, args, bound, what)
         except self.errors as exc:
             raise translate(exc, what) from None
 
@@ -254,7 +264,7 @@ class Hypervisor:
         """The domain called `name`, or None when libvirt has no such domain."""
         what = "looking up domain %s" % name
         try:
-            return call_bounded(self._lookup, (self.conn, name), self.bound(), what)
+            return self._bounded(self._lookup, (self.conn, name), self.bound(), what)
         except self.errors as exc:
             if error_code(exc) == ERR["NO_DOMAIN"]:
                 return None
@@ -264,7 +274,7 @@ class Hypervisor:
         """(state, reason) of dom; (None, None) if it vanished (transient domain gone)."""
         what = "reading the state of domain %s" % self._name(dom)
         try:
-            return tuple(call_bounded(self._state, (dom,), self.bound(), what))
+            return tuple(self._bounded(self._state, (dom,), self.bound(), what))
         except self.errors as exc:
             if error_code(exc) == ERR["NO_DOMAIN"]:
                 return None, None
@@ -328,6 +338,7 @@ class LeanHypervisor(Hypervisor):
         self.errors = (LeanError,)
         self.conn = None
         self.call_cap = None
+        self.hung = False
 
     def _checked(self, value, what, failed=None):
         if value is failed or (failed is None and value is None):
@@ -358,7 +369,7 @@ class LeanHypervisor(Hypervisor):
         def active():
             return self._checked(self.mod.virDomainIsActive(dom[0]), what, -1)
         try:
-            return bool(call_bounded(active, (), self.bound(), what))
+            return bool(self._bounded(active, (), self.bound(), what))
         except LeanError as exc:
             raise translate(exc, what) from None
 
