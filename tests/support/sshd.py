@@ -83,6 +83,9 @@ class NamespaceSshd:
         self.host = NsHost(self.ns.name, self.hostname,
                            tempfile.mkdtemp(prefix="ns-", dir=self.dir)).start()
         self.host.mount_tmpfs("/run")
+        # An empty home: root's ~/.bashrc (bash reads it for sshd sessions) may run pyenv
+        # init, which blocks 60 s on a shim lock left by a killed session.
+        self.host.mount_tmpfs("/root", mode="0700")
         self.host.run(["mkdir", "-m", "0755", "/run/sshd"], check=True)
         self._start_sshd()
         return self

@@ -1,0 +1,62 @@
+"""Where a fence device's password comes from.
+
+In order: the `password` parameter (fence agent stdin / getopt, glue
+environment), a `password_file` (first line), a `password_script` (run
+through the one command runner, argv split like a command line but without
+any shell; first line of its output), then the device's environment variable
+(e.g. IPMI_PASSWORD).  The result is a `Secret`: it travels to tools only via
+environment variables, stdin or files, and is redacted from every text.
+"""
+
+import os
+
+from hasf.secret import Secret
+from hasf.stonith.errors import ConfigError
+
+
+def read_file(path):
+    try:
+        with open(path) as handle:
+            line = handle.readline()
+    except OSError as exc:
+        raise ConfigError("cannot read password file %s: %s" % (path, exc.strerror)) from None
+    return Secret(line.rstrip("\r\n"))
+
+
+def run_script(script, deadline, log=None):
+    import shlex
+
+    from hasf import runner
+
+    try:
+        argv = shlex.split(script)
+    except ValueError as exc:
+        raise ConfigError("password_script: %s" % exc) from None
+    if not argv:
+        raise ConfigError("password_script is empty")
+    try:
+        result = runner.run(argv, deadline=deadline, timeout=30, log=log)
+    except runner.CommandError as exc:
+        raise ConfigError("password_script: %s" % exc) from None
+    if result.rc != 0:
+        raise ConfigError("password_script failed: %s" % result.summary())
+    # (the runner redacts only secrets already known; a fresh password is not yet)
+    return Secret(result.stdout.splitlines()[0] if result.stdout else "")
+
+
+def password(opts, deadline, env_names=(), environ=None, log=None):
+    """The configured password as a Secret, or None when none is configured."""
+    value = opts.get("password")
+    if value:
+        if opts.get("passwd_method") == "file":  # external/ipmi: passwd names a file
+            return read_file(value.reveal())
+        return value
+    if opts.get("password_file"):
+        return read_file(opts.password_file)
+    if opts.get("password_script"):
+        return run_script(opts.password_script, deadline, log)
+    environ = os.environ if environ is None else environ
+    for name in env_names:
+        if environ.get(name):
+            return Secret(environ[name])
+    return None

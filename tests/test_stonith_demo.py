@@ -1,0 +1,125 @@
+"""fence_hasf_demo / external/hasf-demo against a real sshd in a network namespace.
+
+The remote "power off" is harmless: it kills that namespace's sshd (the
+node becomes unreachable: connection refused).  The sysrq default is never
+used here -- every call passes off_command and reboot_command explicitly.
+The boot id is a file the test rewrites when it "boots" the node again.
+"""
+
+import os
+import threading
+import time
+
+import pytest
+from support.sshd import NamespaceSshd
+
+from test_stonith_helpers import agent, glue_plugins, run, stdin_of
+
+KILL_SSHD = "kill $(cat /run/sshd.pid)"
+
+
+@pytest.fixture
+def node():
+    with NamespaceSshd(hostname="demonode") as sshd:
+        sshd.boot_id_file = os.path.join(sshd.dir, "boot_id")
+        with open(sshd.boot_id_file, "w") as handle:
+            handle.write("boot-1\n")
+        yield sshd
+
+
+def params(sshd, **extra):
+    values = dict(host_map="node1:%s" % sshd.address, identity_file=sshd.identity,
+                  known_hosts_file=sshd.known_hosts, off_command=KILL_SSHD,
+                  reboot_command=KILL_SSHD, boot_id_command="cat %s" % sshd.boot_id_file,
+                  login_timeout=2, power_timeout=10, stonith_status_sleep=0.2)
+    values.update(extra)
+    return values
+
+
+def reboot_later(sshd, new_id="boot-2"):
+    """Play the node: once sshd is gone, boot again with a new boot id."""
+    def play():
+        deadline = time.monotonic() + 20
+        while sshd.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        with open(sshd.boot_id_file, "w") as handle:
+            handle.write(new_id + "\n")
+        sshd.up()
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_status_on_then_off_after_the_off_command(node):
+    text = stdin_of(action="status", port="node1", nodename="node1", **params(node))
+    result = run([agent("demo")], stdin=text)
+    assert (result.returncode, result.stdout.strip()) == (0, "Status: ON"), result.stderr
+    result = run([agent("demo")], stdin=stdin_of(action="off", port="node1", **params(node)))
+    assert result.returncode == 0, result.stderr
+    assert "Powered OFF" in result.stdout
+    assert node.proc.poll() is not None             # really unreachable
+    result = run([agent("demo")], stdin=stdin_of(action="status", port="node1", **params(node)))
+    assert result.returncode == 2
+
+
+def test_unreachable_by_link_down_counts_as_off(node):
+    node.down("link")
+    result = run([agent("demo")], stdin=stdin_of(action="off", port="node1", **params(node)))
+    assert result.returncode == 0 and "Already OFF" in result.stdout, result.stderr
+
+
+def test_reboot_needs_a_new_boot_id(node):
+    player = reboot_later(node)
+    result = run([agent("demo")], stdin=stdin_of(action="reboot", port="node1", **params(node)))
+    player.join(20)
+    assert result.returncode == 0, result.stderr
+    assert "Success: Rebooted" in result.stdout
+    assert "did not come back" not in result.stderr
+
+
+def test_reboot_without_a_new_boot_id_is_logged_but_fenced(node):
+    player = reboot_later(node, new_id="boot-1")      # came back with the old id
+    result = run([agent("demo")], stdin=stdin_of(action="reboot", port="node1",
+                                                 **params(node, power_timeout=8)))
+    player.join(20)
+    assert result.returncode == 0
+    assert "did not come back on" in result.stderr and "old boot id" in result.stderr, result.stderr
+
+
+def test_off_command_that_does_not_take_the_node_down_fails(node):
+    result = run([agent("demo")], stdin=stdin_of(action="off", port="node1",
+                                                 **params(node, off_command="true",
+                                                          power_timeout=2)))
+    assert result.returncode == 1 and "did not power off" in result.stderr
+
+
+def test_wrong_host_key_is_an_error_never_off(node, tmp_path):
+    bogus = tmp_path / "known_hosts"
+    bogus.write_text("%s ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHasfHasfHasfHasfHasfHasfHasfHasf"
+                     "HasfHasfHasf\n" % node.address)
+    for action in ("status", "off"):
+        result = run([agent("demo")], stdin=stdin_of(action=action, port="node1",
+                                                     **params(node, known_hosts_file=bogus)))
+        assert result.returncode == 1, result.stdout
+    assert node.proc.poll() is None                  # the off command never ran
+
+
+def test_unknown_node_is_refused(node):
+    result = run([agent("demo")], stdin=stdin_of(action="off", port="node9", **params(node)))
+    assert result.returncode == 1 and "node9" in result.stderr
+
+
+def test_glue_plugin_reset(node):
+    env = {k: str(v) for k, v in params(node).items()}
+    env["hostlist"] = env.pop("host_map")
+    with glue_plugins():
+        result = run(["stonith", "-t", "external/hasf-demo", "-E", "-l"], env=env)
+        assert result.stdout.split() == ["node1"], result.stderr
+        result = run(["stonith", "-t", "external/hasf-demo", "-E", "-S"], env=env)
+        assert result.returncode == 0, result.stderr
+        player = reboot_later(node)
+        result = run(["stonith", "-t", "external/hasf-demo", "-E", "-T", "reset", "NODE1"],
+                     env=env)
+        player.join(20)
+        assert result.returncode == 0, result.stderr
