@@ -698,7 +698,7 @@ class VirtualMachine(ocf.ResourceAgent):
             return False
 
     def _save(self, hv, dom, ident, path, within):
-        from hasf.agents.vm_libvirt import Unreachable
+        from hasf.agents.vm_libvirt import CallTimeout, Unreachable
 
         self.log.info("saving domain %s to %s" % (ident.name, path))
         try:
@@ -706,8 +706,8 @@ class VirtualMachine(ocf.ResourceAgent):
                     timeout=within.remaining())
             return True
         except GenericError as exc:
-            if isinstance(exc, Unreachable) and not exc.message.startswith("saving"):
-                raise
+            if isinstance(exc, Unreachable) and not isinstance(exc, CallTimeout):
+                raise  # libvirtd gone: stop() ends qemu itself
             self.log.warning("could not save domain state (%s): shutting down instead"
                              % exc.message)
             try:
