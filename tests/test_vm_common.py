@@ -1,0 +1,146 @@
+"""Helpers shared by the VirtualMachine tests (no tests of its own).
+
+`agent_path` is the agent as an executable launched exactly like an
+installed one; `VmRun` runs one action of it with a pacemaker-execd-like
+environment, bounded; `Domains` hands out `hasfvm-` domain names and always
+destroys/undefines them afterwards, on every libvirtd it was told about.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from testagents import install_test_agent
+
+SYSTEM_URI = "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def agent_path():
+    directory = tempfile.mkdtemp(prefix="hasf-vm-agent-")
+    os.chmod(directory, 0o755)
+    yield install_test_agent(directory, "VirtualMachine", "hasf.agents.virtual_machine")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class Result:
+    def __init__(self, proc, seconds):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.seconds = seconds
+
+    @property
+    def reason(self):
+        lines = [line for line in self.stderr.splitlines() if line.startswith("ocf-exit-reason:")]
+        return lines[-1][len("ocf-exit-reason:"):] if lines else ""
+
+    def __repr__(self):
+        return "rc=%s in %.1fs\nstdout: %s\nstderr: %s" % (self.rc, self.seconds, self.stdout,
+                                                            self.stderr)
+
+
+class VmRun:
+    """Run actions of the agent for one resource instance."""
+
+    def __init__(self, agent, rsctmp, instance="vm1", **params):
+        self.agent = agent
+        self.rsctmp = rsctmp
+        self.instance = instance
+        self.params = params
+
+    def env(self, interval=10000, timeout=20000, extra=None, params=None):
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
+               "OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1",
+               "OCF_RESOURCE_INSTANCE": self.instance, "OCF_RESOURCE_TYPE": "VirtualMachine",
+               "OCF_RESOURCE_PROVIDER": "hasf", "HA_RSCTMP": self.rsctmp,
+               "OCF_RESKEY_CRM_meta_interval": str(interval),
+               "OCF_RESKEY_CRM_meta_timeout": str(timeout)}
+        merged = dict(self.params)
+        merged.update(params or {})
+        for key, value in merged.items():
+            if value is not None:
+                env["OCF_RESKEY_" + key] = str(value)
+        env.update(extra or {})
+        return env
+
+    def __call__(self, action, interval=None, timeout=20000, extra=None, limit=None, **params):
+        if interval is None:
+            interval = 0 if action != "monitor" else 10000
+        env = self.env(interval, timeout, extra, params)
+        start = time.monotonic()
+        proc = subprocess.run([self.agent, action], env=env, capture_output=True, text=True,
+                              timeout=limit or (timeout / 1000.0 + 30))
+        return Result(proc, time.monotonic() - start)
+
+    def probe(self, **kw):
+        return self("monitor", interval=0, **kw)
+
+
+def virsh(uri, *args, timeout=60):
+    return subprocess.run(["virsh", "-c", uri] + list(args), capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def domstate(uri, name):
+    """'running', 'shut off', ... or None when the domain is not defined there."""
+    proc = virsh(uri, "domstate", name, timeout=30)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+class Domains:
+    """Unique hasfvm- domain names, cleaned up on every registered URI."""
+
+    def __init__(self):
+        self.names = []
+        self.uris = [SYSTEM_URI]
+
+    def new(self, tag="t"):
+        name = "hasfvm-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:6])
+        self.names.append(name)
+        return name
+
+    def cleanup(self):
+        for uri in self.uris:
+            for name in self.names:
+                for verb in ("destroy", "undefine"):
+                    try:
+                        virsh(uri, verb, name, timeout=60)
+                    except subprocess.TimeoutExpired:
+                        pass
+
+
+@pytest.fixture
+def domains():
+    holder = Domains()
+    yield holder
+    holder.cleanup()
+
+
+def write_config(directory, name, xml=None, **kw):
+    from support.libvirtd import diskless_domain_xml
+
+    path = os.path.join(directory, "%s.xml" % uuid.uuid4().hex[:8])
+    with open(path, "w") as handle:
+        handle.write(xml if xml is not None else diskless_domain_xml(name, **kw))
+    return path
+
+
+@pytest.fixture(scope="session")
+def system_libvirtd():
+    from support.libvirtd import ensure_system_libvirtd
+
+    return ensure_system_libvirtd()
+
+
+@pytest.fixture
+def workdir():
+    path = tempfile.mkdtemp(prefix="hasf-vm-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
