@@ -116,11 +116,10 @@ def bench_libvirt(report):
                                % (ours.rcs, theirs.rcs))
         report.compare("libvirt: reboot a qemu domain", ours, theirs, target=0.5)
         report.note("floor: libvirt destroy + create alone, in-process: %.0f ms (destroy waits "
-                    "until qemu's pid is gone; here PID 1 reaps orphans about once a second)"
+                    "until qemu's pid is gone and reaped: the lab's libvirtd runs under tini -s for that)"
                     % (floor.wall * 1000))
-        report.note("so both rows are dominated by that floor (it varies by up to 1 s run to "
-                    "run); external/libvirt adds a fixed 2 s sleep and never verifies off, hasf "
-                    "adds only its status polls")
+        report.note("external/libvirt adds a fixed 2 s sleep and never verifies off; hasf adds "
+                    "only its status polls")
     finally:
         dom = conn.lookupByName(name)
         if dom.isActive():
