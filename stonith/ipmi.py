@@ -230,14 +230,16 @@ def _factory(opts, password, log, validate_only=False):
 
 DEFINITION = Definition(
     "ipmi", "Fence agent for IPMI (hasf, verified power off)",
-    "fence_hasf_ipmi powers machines off and on through their BMC with ipmitool (lanplus by "
-    "default). It accepts fence_ipmilan's parameters. Off is only reported once the BMC says the "
-    "chassis is off (polled within power_timeout); reboot is a verified off followed by on. "
-    "The password reaches ipmitool through the environment (-E), never the command line.",
+    "fence_hasf_ipmi powers machines off and on through their BMC over IPMI 2.0 lanplus, with a "
+    "built-in RMCP+ client (ipmitool for what it does not cover: plain lan, bridging, Kg keys, "
+    "SHA-256 cipher suites, or ipmi_client=ipmitool). It accepts fence_ipmilan's parameters. "
+    "Off is only reported once the BMC says the chassis is off (polled within power_timeout); "
+    "reboot is a verified off followed by on. The password never reaches a command line "
+    "(ipmitool gets it through the environment, -E).",
     PARAMS, _factory, vendor_url="https://github.com/ipmitool/ipmitool",
     glue_info={"devid": "hasf IPMI STONITH device",
                "devname": "hasf IPMI STONITH external device",
-               "devdescr": "ipmitool-based power management with verified power off; "
+               "devdescr": "IPMI 2.0 power management with verified power off; "
                            "reset is a verified off followed by on, never a blind reset.",
                "devurl": "https://github.com/ipmitool/ipmitool"},
     password_env=("IPMI_PASSWORD",), single_target=True,

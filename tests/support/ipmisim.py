@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 
+from support.service import Service
 from support.waiting import wait_until
 
 CHASSIS_PROG = r'''#!%(python)s -I
@@ -97,7 +98,7 @@ def _free_udp_port():
         return s.getsockname()[1]
 
 
-class IpmiSim:
+class IpmiSim(Service):
     """Context manager running one ipmi_sim BMC on 127.0.0.1:``port``."""
 
     def __init__(self, user="admin", password="secret", power=True, lying=False,
@@ -222,13 +223,3 @@ class IpmiSim:
     def stop(self):
         self._kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()

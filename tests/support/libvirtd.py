@@ -52,6 +52,7 @@ import uuid
 
 from support.netns import Network
 from support.nsproc import NsHost
+from support.service import Service
 from support.waiting import wait_until
 
 SYSTEM_URI = "qemu:///system"
@@ -253,7 +254,7 @@ PRIVATE_DIRS = {
 }
 
 
-class PrivateLibvirtd:
+class PrivateLibvirtd(Service):
     """A second, independent libvirtd (own netns, own sockets and state).
 
     ``uri``: usable from the host (unix socket file in the work dir).
@@ -336,22 +337,8 @@ class PrivateLibvirtd:
             except subprocess.TimeoutExpired:
                 pass
             self.proc = None
-        if self._own_network and self.network is not None:
-            self.network.close()
-            self.network = None
-        elif self.ns is not None and self.network is not None:
-            subprocess.run(["ip", "netns", "del", self.ns.name], timeout=10, capture_output=True)
+        self.release_namespace()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def live_migrate(src_conn, dst_conn, dom_name, dst_address, port=None, timeout=60,

@@ -22,6 +22,7 @@ import tempfile
 
 from support.netns import Network
 from support.nsproc import NsHost
+from support.service import Service
 from support.waiting import wait_until
 
 SSHD_CONFIG = """\
@@ -46,7 +47,7 @@ def _keygen(path, comment):
                    check=True, timeout=30, capture_output=True, stdin=subprocess.DEVNULL)
 
 
-class NamespaceSshd:
+class NamespaceSshd(Service):
     """Context manager: sshd in a fresh network namespace."""
 
     def __init__(self, network=None, hostname="sshnode", timeout=10):
@@ -149,19 +150,5 @@ class NamespaceSshd:
             self.host = None
         self._kill_sshd()
         self.proc = None
-        if self._own_network and self.network is not None:
-            self.network.close()
-            self.network = None
-        elif self.ns is not None and self.network is not None:
-            subprocess.run(["ip", "netns", "del", self.ns.name], timeout=10, capture_output=True)
+        self.release_namespace()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
