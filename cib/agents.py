@@ -25,6 +25,7 @@ from lxml import etree
 from hasf.cib.build import parse_text, seconds
 from hasf.cib.errors import CibError
 from hasf.runner import CommandError, run
+from hasf.truth import parse_bool
 
 OCF_ROOT = "/usr/lib/ocf"
 SBIN_DIRS = ("/usr/sbin", "/sbin")
@@ -299,8 +300,10 @@ def _type_problem(param, value):
         if not (word.lstrip("+-").isdigit()):
             return "must be an integer"
     if param.type == "boolean":
-        if value.strip().lower() not in ("1", "0", "yes", "no", "true", "false", "on", "off",
-                                         "y", "n"):
+        try:
+            if parse_bool(value, empty=None) is None:
+                return "must be a boolean"
+        except ValueError:
             return "must be a boolean"
     return None
 

@@ -23,6 +23,7 @@ from hasf.cib.build import Op, serialize
 from hasf.cib.errors import CibError, Problems, SpecError, ToolError
 from hasf.cib.expand import AGENTS, build_spec, ops_for
 from hasf.cib.ids import IdProvider, why_invalid
+from hasf.truth import parse_bool
 from hasf.cib.tools import Tools, newest_schema, schema_path
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_TOOL = 0, 1, 2, 4
@@ -454,19 +455,19 @@ def parser():
     q.add_argument("first", nargs="?")
     q.add_argument("then", nargs="?")
     q.add_argument("--kind", default="Mandatory", choices=build.ORDER_KINDS)
-    q.add_argument("--symmetrical", type=lambda v: v.lower() in ("1", "true", "yes"))
+    q.add_argument("--symmetrical", type=parse_bool)
     q.add_argument("--first-action", choices=build.ACTIONS)
     q.add_argument("--then-action", choices=build.ACTIONS)
     q.add_argument("--set", action="append", metavar="'RSC RSC ...'",
                    help="a resource set (repeat for each set, in order)")
-    q.add_argument("--sequential", type=lambda v: v.lower() in ("1", "true", "yes"))
+    q.add_argument("--sequential", type=parse_bool)
 
     q = fragment("colocation", frag_colocation, "rsc_colocation")
     q.add_argument("rsc", nargs="?")
     q.add_argument("with_rsc", nargs="?", metavar="with-rsc")
     q.add_argument("--score", default="INFINITY")
     q.add_argument("--set", action="append", metavar="'RSC RSC ...'")
-    q.add_argument("--sequential", type=lambda v: v.lower() in ("1", "true", "yes"))
+    q.add_argument("--sequential", type=parse_bool)
 
     q = fragment("fencing-level", frag_level, "a fencing-topology level")
     q.add_argument("target")

@@ -13,21 +13,18 @@ import sys
 import time
 
 from hasf.secret import redact
+from hasf.truth import is_true
 
 LEVELS = {"debug": 7, "info": 6, "notice": 5, "warning": 4, "error": 3, "crit": 2}
 _FACILITIES = ("kern user mail daemon auth syslog lpr news uucp cron authpriv ftp "
                "local0 local1 local2 local3 local4 local5 local6 local7").split()
 
 
-def _truthy(text):
-    return (text or "").strip().lower() in ("1", "yes", "true", "on", "y")
-
-
 class AgentLog:
     def __init__(self, agent, instance="", environ=None, stream=None):
         env = os.environ if environ is None else environ
         self.tag = "%s(%s)[%d]" % (agent, instance or "-", os.getpid())
-        self.debug_enabled = _truthy(env.get("HA_debug")) or _truthy(env.get("OCF_TRACE_RA"))
+        self.debug_enabled = is_true(env.get("HA_debug")) or is_true(env.get("OCF_TRACE_RA"))
         self.logfile = env.get("HA_LOGFILE") or None
         self.debuglog = env.get("HA_DEBUGLOG") or None
         self.stream = stream if stream is not None else sys.stderr

@@ -12,11 +12,10 @@ moment they are read, so they redact themselves everywhere afterwards.
 """
 
 from hasf.secret import Secret
+from hasf.truth import parse_bool
 from hasf.stonith.errors import ConfigError
 
 STRING, INTEGER, SECOND, BOOLEAN, SELECT = "string", "integer", "second", "boolean", "select"
-TRUE = ("1", "yes", "on", "true", "y")
-FALSE = ("0", "no", "off", "false", "n")
 
 
 class Param:
@@ -60,12 +59,7 @@ class Param:
             return Secret(text)
         text = text.strip()
         if self.kind == BOOLEAN:
-            low = text.lower()
-            if low in TRUE or low == "":
-                return True
-            if low in FALSE:
-                return False
-            raise ValueError("expected a boolean (1/0, yes/no, on/off, true/false)")
+            return parse_bool(text, empty=True)  # a bare flag line means on
         if self.kind == INTEGER:
             try:
                 return int(text)

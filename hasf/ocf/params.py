@@ -7,9 +7,8 @@ parses and checks them here and their longdesc says what is accepted.
 """
 
 from hasf.secret import Secret
+from hasf.truth import parse_bool
 
-_TRUE = {"1", "yes", "true", "on", "y"}
-_FALSE = {"0", "no", "false", "off", "n", ""}
 _UNITS = {"ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "": 1, "m": 60, "min": 60,
           "h": 3600, "hr": 3600}
 
@@ -74,12 +73,7 @@ class Boolean(ParamType):
     ocf_type = "boolean"
 
     def parse(self, text):
-        word = text.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ValueError("must be true or false")
+        return parse_bool(text)
 
     def render(self, value):
         return "true" if value else "false"
