@@ -15,6 +15,7 @@ import re
 
 from lxml import etree
 
+from hasf.durations import parse_duration
 from hasf.cib.errors import CibError
 from hasf.cib.ids import IdProvider, join
 
@@ -68,12 +69,7 @@ def duration(value):
 
 def seconds(value):
     """A duration as seconds (float), for comparing timeouts."""
-    word = duration(value).replace(" ", "")
-    number = re.match(r"[0-9.]+", word).group(0)
-    unit = word[len(number):]
-    factor = {"": 1, "s": 1, "sec": 1, "ms": 0.001, "msec": 0.001, "us": 1e-6, "usec": 1e-6,
-              "m": 60, "min": 60, "h": 3600, "hr": 3600}[unit]
-    return float(number) * factor
+    return parse_duration(duration(value))
 
 
 # -- attribute sets ---------------------------------------------------------------------

@@ -7,10 +7,10 @@ parses and checks them here and their longdesc says what is accepted.
 """
 
 from hasf.secret import Secret
+from hasf.durations import HINT as DURATION_HINT
+from hasf.durations import parse_duration
 from hasf.truth import parse_bool
 
-_UNITS = {"ms": 0.001, "msec": 0.001, "s": 1, "sec": 1, "": 1, "m": 60, "min": 60,
-          "h": 3600, "hr": 3600}
 
 
 class ParamType:
@@ -82,19 +82,10 @@ class Boolean(ParamType):
 class Duration(ParamType):
     """Seconds as a float; accepts 90, 90s, 1500ms, 2min, 1h (Pacemaker's units)."""
 
-    hint = "a duration such as 90, 90s, 1500ms, 2min or 1h"
+    hint = DURATION_HINT
 
     def parse(self, text):
-        word = text.strip().lower()
-        number = word.rstrip("abcdefghijklmnopqrstuvwxyz").rstrip()
-        unit = word[len(number):].strip()
-        try:
-            value = float(number)
-        except ValueError:
-            value = -1.0
-        if value < 0 or unit not in _UNITS or not number.replace(".", "", 1).isdigit():
-            raise ValueError("must be " + self.hint)
-        return value * _UNITS[unit]
+        return parse_duration(text)
 
     def render(self, value):
         return "%gs" % value if isinstance(value, (int, float)) else str(value)
