@@ -338,13 +338,31 @@ class VirtualMachine(ocf.ResourceAgent):
         if self._hv is None:
             from hasf.agents import vm_libvirt
 
+            uri = self.hypervisor_uri()
             if lean:
-                hv = vm_libvirt.LeanHypervisor(self.params.hypervisor, self.deadline, self.log)
+                hv = vm_libvirt.LeanHypervisor(uri, self.deadline, self.log)
             else:
-                hv = vm_libvirt.Hypervisor(self.params.hypervisor, self.deadline, self.log)
+                hv = vm_libvirt.Hypervisor(uri, self.deadline, self.log)
             hv.connect(within, retry)
             self._hv = hv
         return self._hv
+
+    def hypervisor_uri(self):
+        """The `hypervisor` parameter -- or, when its value did not parse (tolerated only on
+        stop and probes), the URI this node started the domain with.  Never libvirt's default
+        in its place: that would ask the wrong hypervisor and could answer "stopped"."""
+        raw = self.invocation.environ.get("OCF_RESKEY_hypervisor")
+        if self.params.hypervisor is not None or not raw:
+            return self.params.hypervisor
+        from hasf.agents.vm_libvirt import BadURI
+
+        text = self.memory.read() or ""
+        uri = dict(line.split("=", 1) for line in text.splitlines() if "=" in line).get("uri")
+        if uri:
+            self.log.warning("hypervisor=%r is not a valid URI; using %s, which this node "
+                             "started the domain with" % (raw, uri))
+            return uri
+        raise BadURI("hypervisor=%r is not a valid libvirt URI" % raw)
 
     def close_hypervisor(self):
         if self._hv is not None:

@@ -113,3 +113,20 @@ def test_recurring_monitor_rides_out_a_libvirtd_restart(private, running):
     assert result and result[0].rc == 0, result
     assert result[0].seconds >= 2  # it did wait for libvirtd, and did not give up
     assert len(qemu_processes(running.name)) == 1
+
+
+
+def test_stop_with_an_unparsable_hypervisor_uses_the_uri_it_started_with(private, running):
+    """A hypervisor value that does not parse must not send stop to libvirt's default URI.
+
+    The domain runs on a private libvirtd that libvirt's default URI (qemu:///system)
+    does not know.  With a broken hypervisor value a probe still sees it running and
+    stop still stops it, through the URI remembered at start.
+    """
+    broken = "qemu:///system;`id`"
+    probe = running.probe(hypervisor=broken)
+    assert probe.rc == 0, probe
+    stopped = running("stop", hypervisor=broken)
+    assert stopped.rc == 0, stopped
+    assert qemu_processes(running.name) == []
+    assert running("monitor").rc == 7
