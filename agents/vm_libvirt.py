@@ -20,8 +20,7 @@ error handlers catch on purpose: on a probe or a stop they fall back to
 looking for the hypervisor process themselves (hasf.agents.vm_procs).
 """
 
-import _thread
-
+from hasf import bounded
 from hasf.ocf.errors import (GenericError, NotConfigured, NotInstalled, OCFError,
                              PermissionDenied)
 
@@ -114,32 +113,12 @@ def translate(exc, what):
 
 
 def call_bounded(func, args=(), timeout=None, what="libvirt call"):
-    """func(*args) in a helper thread; its value, its exception, or CallTimeout.
-
-    A call that times out is abandoned (libvirt calls cannot be cancelled);
-    the thread dies with the agent process.  (_thread, not threading: the
-    monitor path should not pay for importing threading.)
-    """
-    box = []
-    done = _thread.allocate_lock()
-    done.acquire()
-
-    def target():
-        try:
-            box.append((True, func(*args)))
-        except BaseException as exc:  # noqa: BLE001 -- handed to the caller below
-            box.append((False, exc))
-        finally:
-            done.release()
-
-    _thread.start_new_thread(target, ())
-    if not done.acquire(True, -1 if timeout is None else max(0.001, timeout)):
+    """func(*args) bounded by `timeout` (hasf.bounded); CallTimeout when libvirtd hangs."""
+    try:
+        return bounded.call(func, args, timeout, what)
+    except bounded.TimedOut:
         raise CallTimeout("%s did not return within %.1fs (libvirtd or the hypervisor hangs)"
-                          % (what, timeout or 0))
-    ok, value = box[0]
-    if ok:
-        return value
-    raise value
+                          % (what, timeout or 0)) from None
 
 
 class Hypervisor:

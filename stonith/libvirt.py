@@ -21,7 +21,7 @@ meta-data).  libvirt calls have no timeout of their own, so connecting runs
 in a helper thread bounded by login_timeout.
 """
 
-import threading
+from hasf import bounded
 
 from hasf.stonith import fence_agent, glue
 from hasf.stonith.definition import Definition
@@ -49,23 +49,11 @@ _VIR_ERR_OPERATION_INVALID = 55
 
 
 def _call(func, timeout, what):
-    """Run func() in a thread; DeviceError if it does not return in `timeout` s."""
-    box = {}
-
-    def target():
-        try:
-            box["value"] = func()
-        except Exception as exc:  # noqa: BLE001 -- handed to the caller below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise DeviceError("%s did not answer within %.0f s" % (what, timeout))
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
+    """func() bounded by `timeout` (hasf.bounded); DeviceError if libvirtd does not answer."""
+    try:
+        return bounded.call(func, (), timeout, what)
+    except bounded.TimedOut:
+        raise DeviceError("%s did not answer within %.0f s" % (what, timeout)) from None
 
 
 class LibvirtDevice(Device):
