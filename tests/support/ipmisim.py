@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 
-from support.service import Service
+from support.service import Service, kill_group
 from support.waiting import wait_until
 
 CHASSIS_PROG = r'''#!%(python)s -I
@@ -208,16 +208,7 @@ class IpmiSim(Service):
                               stdin=subprocess.DEVNULL)
 
     def _kill(self):
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, 9)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_group(self.proc)
         self.proc = None
 
     def stop(self):

@@ -5,7 +5,23 @@ used as a context manager, a start that fails half-way is stopped before the
 error propagates, so no daemon or namespace outlives a broken test.
 """
 
+import os
+import signal
 import subprocess
+
+
+def kill_group(proc, wait=5):
+    """SIGKILL the process group a helper daemon leads, and reap it (bounded)."""
+    if proc is None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 class Service:

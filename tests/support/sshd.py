@@ -22,7 +22,7 @@ import tempfile
 
 from support.netns import Network
 from support.nsproc import NsHost
-from support.service import Service
+from support.service import Service, kill_group
 from support.waiting import wait_until
 
 SSHD_CONFIG = """\
@@ -134,15 +134,7 @@ class NamespaceSshd(Service):
             self._start_sshd()
 
     def _kill_sshd(self):
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, 9)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_group(self.proc)
 
     def stop(self):
         if self.host is not None:
