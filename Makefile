@@ -20,10 +20,12 @@ all: venv
 
 # System packages (Debian): only what is missing, so a re-run is quick and harmless.
 deps:
-	@missing=$$(grep -v '^#' packaging/debian-packages.txt | xargs dpkg-query -W -f='$${Package} $${Status}\n' 2>&1 \
-	  | awk '!/ installed$$/ {print $$1}' | sed 's/^dpkg-query:.*packages* found matching //'); \
+	@missing=""; for pkg in $$(grep -v '^#' packaging/debian-packages.txt); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'install ok installed' \
+	    || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing: $$missing"; \
+	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
