@@ -14,7 +14,7 @@ STONITH_PLUGIN_DIR ?= /usr/lib/stonith/plugins/external
 INSTALL_FLAGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv install lint test bench demo clean
+.PHONY: all deps venv install lint test bench demo fresh-ci clean
 
 all: venv
 
@@ -54,6 +54,10 @@ bench: venv
 
 demo: venv
 	$(VPY) -m lab.demo
+
+# .ci/run on a brand-new minimal Debian 12 root (mmdebstrap + pivot_root): catches missing install steps.
+fresh-ci:
+	.ci/fresh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
