@@ -47,7 +47,7 @@ lint: venv
 	$(VENV)/bin/vermin --no-tips --violations -t=3.9- --backport dataclasses hasf agents stonith cib ocfs2_membership packaging
 
 test: venv lint
-	$(VPY) -m pytest -ra $(PYTEST_ARGS)
+	$(VPY) -m pytest -ra --durations=15 $(PYTEST_ARGS)
 
 bench: venv
 	$(VPY) bench/run.py
