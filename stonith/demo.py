@@ -122,9 +122,6 @@ class DemoDevice(Device):
             raise DeviceError("; ".join(problems))
 
 
-def _factory(opts, password, log, validate_only=False):
-    return DemoDevice(opts, password, log, validate_only)
-
 
 DEFINITION = Definition(
     "demo", "Demonstration software STONITH over ssh (NOT for production)",
@@ -133,7 +130,7 @@ DEFINITION = Definition(
     "in with ssh (BatchMode, host keys checked) and runs a command that takes the node down at "
     "once (default: sysrq poweroff, or sysrq reboot for reboot); success only once the node is "
     "verified unreachable, and for reboot once it answers again with a new boot id.",
-    PARAMS, _factory, vendor_url="https://www.openssh.com",
+    PARAMS, DemoDevice, vendor_url="https://www.openssh.com",
     glue_info={"devid": "hasf demo STONITH device (not for production)",
                "devname": "hasf software STONITH over ssh (demonstration only)",
                "devdescr": "Software fencing over ssh for demonstrations. NOT FOR PRODUCTION: "

@@ -224,9 +224,6 @@ class IpmiDevice(Device):
         self.status(None, deadline)
 
 
-def _factory(opts, password, log, validate_only=False):
-    return IpmiDevice(opts, password, log, validate_only)
-
 
 DEFINITION = Definition(
     "ipmi", "Fence agent for IPMI (hasf, verified power off)",
@@ -236,7 +233,7 @@ DEFINITION = Definition(
     "Off is only reported once the BMC says the chassis is off (polled within power_timeout); "
     "reboot is a verified off followed by on. The password never reaches a command line "
     "(ipmitool gets it through the environment, -E).",
-    PARAMS, _factory, vendor_url="https://github.com/ipmitool/ipmitool",
+    PARAMS, IpmiDevice, vendor_url="https://github.com/ipmitool/ipmitool",
     glue_info={"devid": "hasf IPMI STONITH device",
                "devname": "hasf IPMI STONITH external device",
                "devdescr": "IPMI 2.0 power management with verified power off; "

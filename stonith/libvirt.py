@@ -193,9 +193,6 @@ class LibvirtDevice(Device):
             raise DeviceError("not defined on %s: %s" % (self.uri, ", ".join(missing)))
 
 
-def _factory(opts, password, log, validate_only=False):
-    return LibvirtDevice(opts, password, log, validate_only)
-
 
 DEFINITION = Definition(
     "libvirt", "Fence agent for libvirt domains (hasf, any URI, verified off)",
@@ -203,7 +200,7 @@ DEFINITION = Definition(
     "hypervisor URI (qemu:///system, qemu+ssh://host/system, xen+ssh://host/). Nodes map to "
     "domains with host_map (node1:dom1;node2:dom2). Off destroys the domain and is reported "
     "only once libvirt says it is shut off; reboot is a verified off followed by start.",
-    PARAMS, _factory, vendor_url="https://libvirt.org",
+    PARAMS, LibvirtDevice, vendor_url="https://libvirt.org",
     glue_info={"devid": "hasf libvirt STONITH device",
                "devname": "hasf libvirt STONITH external device",
                "devdescr": "libvirt-based guest reset through the hypervisor: destroy, verify "
