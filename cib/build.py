@@ -215,16 +215,20 @@ def fencing_level(target, index, devices, ids):
 
 
 # -- constraints -------------------------------------------------------------------------
+def set_present(element, *pairs):
+    """Set each (attribute, value) whose value is given; optional attributes stay absent."""
+    for name, value in pairs:
+        if value:
+            element.set(name, value)
+    return element
+
+
 def location(rsc, node, score_value, ids, role=None, discovery=None):
     """rsc_location, node+score form: location-<rsc>-<node>-<score>."""
     value = score(score_value)
     element = etree.Element("rsc_location", id=ids.new("location", rsc, node, value),
                             rsc=rsc, node=node, score=value)
-    if role:
-        element.set("role", role)
-    if discovery:
-        element.set("resource-discovery", discovery)
-    return element
+    return set_present(element, ("role", role), ("resource-discovery", discovery))
 
 
 class Expr:
@@ -261,13 +265,8 @@ def order(first, then, ids, kind="Mandatory", symmetrical=None, first_action=Non
     if kind not in ORDER_KINDS:
         raise CibError("order kind %r is not one of %s" % (kind, ", ".join(ORDER_KINDS)))
     element = etree.Element("rsc_order", id=ids.new("order", first, then, kind.lower()))
-    element.set("first", first)
-    if first_action:
-        element.set("first-action", first_action)
-    element.set("then", then)
-    if then_action:
-        element.set("then-action", then_action)
-    element.set("kind", kind)
+    set_present(element, ("first", first), ("first-action", first_action), ("then", then),
+                ("then-action", then_action), ("kind", kind))
     if symmetrical is not None:
         element.set("symmetrical", text(bool(symmetrical)))
     return element
@@ -277,13 +276,8 @@ def colocation(rsc, with_rsc, score_value, ids, rsc_role=None, with_rsc_role=Non
     value = score(score_value)
     element = etree.Element("rsc_colocation", id=ids.new("colocation", rsc, with_rsc, value),
                             rsc=rsc)
-    element.set("with-rsc", with_rsc)
-    element.set("score", value)
-    if rsc_role:
-        element.set("rsc-role", rsc_role)
-    if with_rsc_role:
-        element.set("with-rsc-role", with_rsc_role)
-    return element
+    return set_present(element, ("with-rsc", with_rsc), ("score", value), ("rsc-role", rsc_role),
+                       ("with-rsc-role", with_rsc_role))
 
 
 class ResourceSet:
