@@ -45,6 +45,7 @@ import fcntl
 import itertools
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -95,7 +96,24 @@ VIRTLOGD_SOCK = "/run/libvirt/virtlogd-sock"
 
 def _system_ready():
     kvm_ok = (not os.path.exists("/dev/kvm")) or (os.stat("/dev/kvm").st_mode & 0o060) == 0o060
-    return kvm_ok and os.path.exists(VIRTLOGD_SOCK) and _system_answers()
+    return kvm_ok and _virtlogd_answers() and _system_answers()
+
+
+def _virtlogd_answers():
+    """True when virtlogd accepts connections on its socket.
+
+    The socket *file* outlives a killed virtlogd (CI ends every process a
+    session left running, but not /run), and qemu domains then fail to
+    start with "Connection refused": only a real connect proves it is up."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(2)
+    try:
+        sock.connect(VIRTLOGD_SOCK)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
 
 
 def _system_answers():
@@ -158,15 +176,24 @@ def ensure_system_libvirtd(timeout=30):
         # -d forks daemons that outlive the test session on purpose: they are
         # the machine's libvirtd/virtlogd, shared by all sessions.  qemu
         # domains need virtlogd (stdio_handler=logd is the default).
-        if not os.path.exists(VIRTLOGD_SOCK):
+        if not _virtlogd_answers():
+            _remove_stale(VIRTLOGD_SOCK)
             _start_daemon(["virtlogd", "-d"])
-            wait_until(lambda: os.path.exists(VIRTLOGD_SOCK), timeout, 0.1, "virtlogd")
+            wait_until(_virtlogd_answers, timeout, 0.1, "virtlogd")
         if not _system_answers():
             _start_reaped_daemon(["libvirtd"])
         wait_until(_system_answers, timeout, 0.2, "libvirtd on qemu:///system")
         return SYSTEM_URI
     finally:
         os.close(fd)
+
+
+def _remove_stale(path):
+    """Remove a socket (or pid) file whose daemon is gone."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _start_reaped_daemon(argv):
