@@ -9,6 +9,7 @@ cluster-glue's `stonith` CLI looks (it has a fixed plugin directory) and
 removes them again.
 """
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -33,6 +34,7 @@ def installed():
     with _lock:
         if _root is None:
             root = tempfile.mkdtemp(prefix="hasf-stonith-install-")
+            atexit.register(shutil.rmtree, root, True)
             os.chmod(root, 0o755)
             subprocess.run([sys.executable, os.path.join(REPO, "packaging", "install.py"),
                             "--no-library", "--destdir", root, "--python", sys.executable],
