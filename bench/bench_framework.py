@@ -5,9 +5,8 @@ costs to exec: interpreter or shell start-up, imports, parameter handling.
 """
 
 import os
-import tempfile
 
-from common import launcher, ocf_env
+from common import launcher, ocf_env, scratch_dir
 from harness import Report, measure
 
 DUMMY = "/usr/lib/ocf/resource.d/heartbeat/Dummy"
@@ -16,7 +15,7 @@ DUMMY = "/usr/lib/ocf/resource.d/heartbeat/Dummy"
 def run():
     report = Report("framework: HasfTest (hasf.ocf) vs heartbeat/Dummy")
     agent = launcher("HasfTest", "testagents.hasf_test_agent")
-    state_dir = tempfile.mkdtemp(prefix="hasf-bench-state-")
+    state_dir = scratch_dir("hasf-bench-state-")
     env_h = ocf_env(state=os.path.join(state_dir, "h"))
     env_d = ocf_env(state=os.path.join(state_dir, "d"))
     for action in ("meta-data", "monitor"):

@@ -10,11 +10,10 @@ since the BIOS ignores ACPI and a graceful stop would only time the wait).
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from xml.dom import minidom
 
-from common import launcher, ocf_env
+from common import launcher, ocf_env, scratch_dir
 from harness import Report, measure, run_once
 
 VIRTUAL_DOMAIN = "/usr/lib/ocf/resource.d/heartbeat/VirtualDomain"
@@ -42,8 +41,7 @@ def run():
     ensure_system_libvirtd()
     report = Report("VirtualMachine (hasf) vs heartbeat/VirtualDomain, qemu:///system")
     agent = launcher("VirtualMachine", "hasf.agents.virtual_machine")
-    work = tempfile.mkdtemp(prefix="hasf-bench-vm-")
-    os.chmod(work, 0o755)
+    work = scratch_dir("hasf-bench-vm-")
     name = "hasfvm-bench-%s" % uuid.uuid4().hex[:8]
     config = os.path.join(work, name + ".xml")
     with open(config, "w") as handle:

@@ -6,7 +6,9 @@ by the same template `make install` uses, over a regular install of this
 checkout (the one the tests use, tests/testagents).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 from testagents import REPO, hasf_site, write_launcher  # noqa: F401  (REPO for benches)
@@ -19,9 +21,16 @@ def install_root():
     global _dir
     if _dir is None:
         hasf_site()
-        _dir = tempfile.mkdtemp(prefix="hasf-bench-")
-        os.chmod(_dir, 0o755)
+        _dir = scratch_dir("hasf-bench-")
     return _dir
+
+
+def scratch_dir(prefix):
+    """A world-readable temporary directory (agents may run as nobody), removed at exit."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(path, 0o755)
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def launcher(name, module, function="main", extra_paths=()):
