@@ -25,7 +25,7 @@ import os
 
 from hasf import ocf
 from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled, OCFError
-from hasf.ocf.params import ParamType
+from hasf.ocf.params import Checked as _Checked
 
 _SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -35,20 +35,6 @@ _CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
 # characters RFC 3986 does not allow in a URI (they must be %-encoded); the sub-delimiters it
 # does allow ($ & ' ; ...) pass through literally -- no shell ever sees a parameter
 _URI_FORBIDDEN = _CONTROL | frozenset(' "<>\\^`{|}')
-
-
-class _Checked(ParamType):
-    """A string checked by a small predicate (no regular expressions: `re` costs a
-    monitor ~2 ms to import and compile, and these rules read better as code)."""
-
-    def __init__(self, check, hint):
-        self.check = check
-        self.hint = hint
-
-    def parse(self, text):
-        if not self.check(text):
-            raise ValueError("must be " + self.hint)
-        return text
 
 
 def _is_uri(text):

@@ -11,10 +11,11 @@ from hasf.ocf.errors import (CannotTell, ConfigurationProblems, GenericError, In
 from hasf.ocf.exitcodes import DEGRADED, NOT_RUNNING, SUCCESS
 from hasf.ocf.main import main_for, run
 from hasf.ocf.actions import Action
-from hasf.ocf.params import (Boolean, Choice, Duration, Integer, Parameter, Path, String)
+from hasf.ocf.params import (Boolean, Checked, Choice, Duration, Integer, Parameter, Path,
+                             String)
 
 __all__ = [
-    "Action", "Boolean", "CannotTell", "Choice", "ConfigurationProblems", "DEGRADED",
+    "Action", "Boolean", "CannotTell", "Checked", "Choice", "ConfigurationProblems", "DEGRADED",
     "Duration", "GenericError", "Integer", "InvalidArgs", "NOT_RUNNING", "NotConfigured",
     "NotInstalled", "OCFError", "OCFExit", "Parameter", "Path", "PermissionDenied",
     "ResourceAgent", "String", "SUCCESS", "Unimplemented", "main_for", "run",

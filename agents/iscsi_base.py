@@ -1,0 +1,116 @@
+"""What ocf:hasf:iSCSITarget and ocf:hasf:iSCSILogicalUnit share.
+
+Both manage objects inside one tgtd: the same `implementation` and
+`tgt_control_port` parameters, the same tgtadm client (hasf.agents.tgt),
+one lock per tgtd so two resources starting on a node never interleave
+their tgtadm sequences (ClusterLabs' lock is not atomic, #637/#917), and a
+state file that remembers what this node created, so stop and probes stay
+right when the parameters they are given are broken.
+"""
+
+from hasf import ocf
+from hasf.ocf.state import Lock, StateFile, rsctmp, safe_name
+
+IMPLEMENTATIONS = ("tgt",)
+_NAME_VALUE_FORBIDDEN = frozenset(",= \t\n\"'\\")
+
+
+def implementation_parameter():
+    return ocf.Parameter(
+        "implementation", ocf.Choice(*IMPLEMENTATIONS), default="tgt",
+        shortdesc="iSCSI target implementation",
+        longdesc="The iSCSI target daemon. hasf drives tgt (tgtd/tgtadm, user space). For LIO "
+                 "(lio, lio-t) keep ocf:heartbeat's agents until hasf supports it.")
+
+
+def control_port_parameter():
+    return ocf.Parameter(
+        "tgt_control_port", ocf.Integer(minimum=0, maximum=65535), default=0,
+        shortdesc="tgtd control port",
+        longdesc="The management channel of the tgtd to use (tgtd -C N, socket "
+                 "/run/tgtd/socket.N); 0 is the tgt service's default. Lets one node run "
+                 "several tgtd instances.")
+
+
+def additional_parameters_parameter(what):
+    return ocf.Parameter(
+        "additional_parameters", ocf.Checked(_is_name_value_list,
+                                            "space-separated name=value pairs"),
+        default="", shortdesc="Additional %s parameters" % what,
+        longdesc="Space-separated name=value pairs passed to tgtd for the %s "
+                 "(tgtadm --op update). Neither may contain whitespace, ',' or '='." % what)
+
+
+def _is_name_value_list(text):
+    for word in text.split():
+        name, sep, value = word.partition("=")
+        if not (sep and name and value) or set(name + value) & _NAME_VALUE_FORBIDDEN:
+            return False
+    return True
+
+
+def name_value_pairs(text):
+    return [tuple(word.split("=", 1)) for word in text.split()]
+
+
+def is_tgt_value(text):
+    """A value tgtadm can carry in --params name=value,...: no separators, no quotes."""
+    return not set(text) & _NAME_VALUE_FORBIDDEN
+
+
+class TgtResource(ocf.ResourceAgent):
+    """Base of the agents whose resource lives inside a tgtd."""
+
+    #: the fields a subclass keeps in its state file, in order
+    identity_fields = ()
+
+    @property
+    def tgt(self):
+        from hasf.agents.tgt import Tgt
+
+        port = self.params.tgt_control_port or 0
+        return Tgt(port, self.deadline, self.log)
+
+    def tgt_lock(self):
+        """One lock per tgtd, shared by every hasf agent that changes it."""
+        port = self.params.tgt_control_port or 0
+        return Lock("hasf-tgt-%d" % port, self.deadline,
+                    {"HA_RSCTMP": rsctmp(self.invocation.environ)})
+
+    def targets(self):
+        """{iqn: Target}, or {} when tgtd (or tgt itself) is provably not there."""
+        from hasf.agents.tgt import TgtdNotRunning
+
+        try:
+            return self.tgt.targets()
+        except TgtdNotRunning as exc:
+            self.log.debug(exc.message)
+            return {}
+
+    # --- what this node created ---------------------------------------------------------
+    def state_file(self):
+        key = self.invocation.instance or "default"
+        return StateFile(safe_name(self.name, key), {"HA_RSCTMP": rsctmp(self.invocation.environ)})
+
+    def remember(self, *values):
+        self.state_file().write("\n".join(str(v) for v in values) + "\n")
+
+    def forget(self):
+        self.state_file().remove()
+
+    def identity(self):
+        """The identity fields from the parameters, or -- when they are unusable on a
+        stop or probe -- from the state file; None when neither knows."""
+        values = tuple(getattr(self.params, f) for f in self.identity_fields)
+        if all(v is not None for v in values):
+            return values
+        text = self.state_file().read()
+        if text is None:
+            return None
+        stored = text.splitlines()
+        if len(stored) != len(self.identity_fields):
+            return None
+        self.log.warning("parameters unusable (%s); using what start recorded: %s"
+                         % ("; ".join(self.problems) or "missing", " ".join(stored)))
+        return tuple(self.parameter(f).kind.parse(v) for f, v in zip(self.identity_fields,
+                                                                      stored))

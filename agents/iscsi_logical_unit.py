@@ -1,0 +1,187 @@
+"""ocf:hasf:iSCSILogicalUnit -- one LUN of a tgt iSCSI target.
+
+Anchor: heartbeat/iSCSILogicalUnit (implementation=tgt), same parameter
+names.  Differences: monitor checks *this* target's *this* LUN and its
+backing store (ClusterLabs matches the path in any target's report, so
+another target's LU counts as ours); start refuses a LUN number taken by a
+different backing store instead of failing obscurely; a failed parameter
+update removes the half-made LU; stop retries while tgtd reports the LU in
+use, bounded by the stop timeout, and returns only once it is gone.
+"""
+
+import os
+
+from hasf import ocf
+from hasf.agents import iscsi_base as base
+from hasf.agents.tgt import is_iscsi_name
+
+#: tgt's inquiry fields and their lengths (SPC: vendor 8, product 16, revision 4)
+_INQUIRY = (("scsi_id", 24, "SCSI ID (page 0x83)"), ("scsi_sn", 36, "SCSI serial number"),
+            ("vendor_id", 8, "SCSI vendor ID"), ("product_id", 16, "SCSI product ID"),
+            ("product_rev", 4, "SCSI product revision"))
+_BACKING_OPTIONS = (("tgt_bstype", "--bstype", "backing store type (rdwr, aio, ...)"),
+                    ("tgt_bsoflags", "--bsoflags", "backing store open flags (direct, sync)"),
+                    ("tgt_bsopts", "--bsopts", "backing store options"),
+                    ("tgt_device_type", "--device-type", "device type (disk, cd, ...)"))
+
+
+def _field(name, length, what):
+    return ocf.Parameter(
+        name, ocf.Checked(lambda t: len(t) <= length and base.is_tgt_value(t),
+                          "at most %d characters, no whitespace, ',' or '='" % length),
+        shortdesc=what, longdesc="The LU's %s; tgt's default if unset." % what)
+
+
+def _backing_option(name, what):
+    return ocf.Parameter(name, ocf.Checked(base.is_tgt_value, "no whitespace, ',' or '='"),
+                         shortdesc="tgt " + what,
+                         longdesc="Passed to tgtadm --op new --mode logicalunit as the " + what
+                                  + "; tgt's default if unset.")
+
+
+class ISCSILogicalUnit(base.TgtResource):
+    name, version = "iSCSILogicalUnit", "1.0"
+    shortdesc = "iSCSI logical unit (tgt)"
+    longdesc = (
+        "Exports a block device or file as one LUN of an iSCSI target in tgtd. Order it after "
+        "(and colocate it with) its iSCSITarget, usually in one group. Parameter names follow "
+        "ocf:heartbeat:iSCSILogicalUnit.")
+    identity_fields = ("target_iqn", "lun", "path")
+    parameters = (
+        base.implementation_parameter(),
+        ocf.Parameter("target_iqn", ocf.Checked(is_iscsi_name, "an iSCSI name (iqn., eui. "
+                                                "or naa.)"),
+                      required=True, shortdesc="Target IQN",
+                      longdesc="The IQN of the target this LU belongs to (its iSCSITarget's iqn)."),
+        ocf.Parameter("lun", ocf.Integer(minimum=1, maximum=16383), required=True,
+                      shortdesc="Logical unit number",
+                      longdesc="The LUN; tgt keeps LUN 0 for its controller, so 1 or more."),
+        ocf.Parameter("path", ocf.Path(), required=True, shortdesc="Backing store",
+                      longdesc="The block device or file that holds the LU's data."),
+    ) + tuple(_field(*f) for f in _INQUIRY) + tuple(
+        _backing_option(n, w) for n, _, w in _BACKING_OPTIONS) + (
+        base.additional_parameters_parameter("logical unit"),
+        base.control_port_parameter(),
+    )
+    actions = (ocf.Action("start", 20), ocf.Action("stop", 30),
+               ocf.Action("monitor", 10, interval=10, depth=0), ocf.Action("validate-all", 10))
+
+    def validate(self):
+        from hasf.runner import CommandNotFound, resolve
+
+        try:
+            resolve("tgtadm")
+        except CommandNotFound:
+            raise ocf.NotInstalled("tgtadm is not installed (package tgt / scsi-target-utils)") \
+                from None
+        if not os.path.exists(self.params.path):
+            raise ocf.NotInstalled("backing store %s does not exist on this node"
+                                   % self.params.path)
+
+    # --- actions ------------------------------------------------------------------------
+    def monitor(self):
+        identity = self.identity()
+        if identity is None:
+            if self.invocation.is_probe:
+                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
+            raise ocf.NotConfigured("; ".join(self.problems))
+        return ocf.SUCCESS if self._find(*identity) is not None else ocf.NOT_RUNNING
+
+    def start(self):
+        iqn, lun, path = self.params.target_iqn, self.params.lun, self.params.path
+        with self.tgt_lock():
+            target = self.targets().get(iqn)
+            if target is None:
+                raise ocf.GenericError("target %s is not running on this node: start its "
+                                       "iSCSITarget first (same group, or order + colocation)"
+                                       % iqn)
+            if lun in target.luns:
+                if self._same_store(target.luns[lun], path):
+                    self.remember(iqn, lun, path)
+                    return None
+                raise ocf.GenericError("LUN %d of %s is already backed by %s, not %s"
+                                       % (lun, iqn, target.luns[lun], path))
+            tgt = self.tgt
+            options = []
+            for name, flag, _ in _BACKING_OPTIONS:
+                if getattr(self.params, name):
+                    options += [flag, getattr(self.params, name)]
+            tgt.new_lu(target.tid, lun, path, options)
+            self.remember(iqn, lun, path)
+            inquiry = [(name, getattr(self.params, name)) for name, _, _ in _INQUIRY
+                       if getattr(self.params, name)]
+            inquiry += base.name_value_pairs(self.params.additional_parameters)
+            if inquiry:
+                try:
+                    tgt.update_lu(target.tid, lun, inquiry)
+                except ocf.OCFError as exc:
+                    self.log.error("setting %s failed (%s); removing the LU again"
+                                   % (", ".join(n for n, _ in inquiry), exc.message))
+                    self._try_delete(target.tid, lun)
+                    raise
+        self.log.info("LUN %d of %s exports %s" % (lun, iqn, path))
+        return None
+
+    def stop(self):
+        identity = self.identity()
+        if identity is None:
+            self.log.warning("no usable parameters and nothing recorded: nothing was started "
+                             "here")
+            return None
+        with self.tgt_lock():
+            if not self.deadline.wait_for(lambda: self._remove(*identity), 0.2, 1.0):
+                raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator that keeps logging in?) "
+                                       "after %.0fs of stop" % (identity[1], identity[0],
+                                                                self.deadline.seconds))
+        self.forget()
+        return None
+
+    # --- helpers ------------------------------------------------------------------------
+    def _find(self, iqn, lun, path):
+        """(tid, lun) when the target has this LUN on this backing store, else None."""
+        target = self.targets().get(iqn)
+        if target is None or lun not in target.luns:
+            return None
+        if not self._same_store(target.luns[lun], path):
+            self.log.warning("LUN %d of %s is backed by %s, not %s: not this resource"
+                             % (lun, iqn, target.luns[lun], path))
+            return None
+        return target.tid, lun
+
+    @staticmethod
+    def _same_store(theirs, ours):
+        return theirs == ours or (theirs is not None and
+                                  os.path.realpath(theirs) == os.path.realpath(ours))
+
+    def _remove(self, iqn, lun, path):
+        """One round of stop: True once the LU is gone.
+
+        tgt refuses to delete an LU while an initiator has a session with its
+        target; waiting for that would run the stop into its timeout and get
+        the node fenced.  Stopping the LU takes it from its initiators anyway,
+        so their sessions are closed (they log in again and find it gone)."""
+        found = self._find(iqn, lun, path)
+        if found is None:
+            return True
+        if not self._try_delete(*found):
+            target = self.targets().get(iqn)
+            if target is not None and target.sessions:
+                self.log.info("closing %d initiator session(s) of %s to remove LUN %d"
+                              % (len(target.sessions), iqn, lun))
+                self.tgt.close_sessions(target)
+                self._try_delete(*found)
+        return self._find(iqn, lun, path) is None
+
+    def _try_delete(self, tid, lun):
+        """True when tgtd accepted the delete."""
+        from hasf.agents.tgt import TgtRefused
+
+        try:
+            self.tgt.delete_lu(tid, lun)
+            return True
+        except TgtRefused as exc:
+            self.log.warning("%s (will retry)" % exc.message)
+            return False
+
+
+main = ocf.main_for(ISCSILogicalUnit)

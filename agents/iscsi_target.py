@@ -1,0 +1,235 @@
+"""ocf:hasf:iSCSITarget -- an iSCSI target in tgtd, the scenario's SAN export.
+
+Anchor: heartbeat/iSCSITarget (implementation=tgt), with its parameter
+names, so an existing configuration moves over unchanged.  Differences:
+
+- The target is found by its exact IQN; `tid` is optional (the lowest free
+  one is taken at start and remembered), and a tid held by another target is
+  reported, not overwritten.
+- Starts are serialised per tgtd by a real lock; a failed start removes what
+  it created, so a half-configured target never serves initiators.
+- Stop closes every session, removes the target and returns only once tgtd
+  no longer lists it -- bounded by the stop timeout, never an endless loop.
+- "Not running" only when tgtd says so or provably does not run; tgtd
+  alive but not answering is an error, never a guess.
+- CHAP (incoming_username/password) is refused with tgt: tgtadm takes the
+  password on its command line, readable in /proc by every local user.
+"""
+
+from hasf import ocf
+from hasf.agents import iscsi_base as base
+from hasf.agents.tgt import is_iscsi_name
+
+DEFAULT_PORTAL = "0.0.0.0:3260"
+
+
+def _is_initiator_list(text):
+    return all(word == "ALL" or is_iscsi_name(word) or _is_address(word)
+               for word in text.split())
+
+
+def _is_address(text):
+    """An IPv4/IPv6 address or CIDR, as tgt's --initiator-address takes it.
+
+    Checked by hand: the ipaddress module costs every monitor exec ~3 ms."""
+    address, sep, prefix = text.strip("[]").partition("/")
+    if sep and not (prefix.isdigit() and int(prefix) <= 128):
+        return False
+    if "." in address and ":" not in address:
+        parts = address.split(".")
+        return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+    groups = address.split(":")
+    return (2 < len(groups) <= 8 and address.count("::") <= 1 and
+            all(len(g) <= 4 and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups))
+
+
+def _is_portal_list(text):
+    for word in text.split():
+        host, sep, port = word.rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536 and
+                _is_address(host)):
+            return False
+    return True
+
+
+def _serves(listening, portal):
+    """Whether tgtd's listening portals cover `portal` (exactly, or by a wildcard)."""
+    host, _, port = portal.rpartition(":")
+    for entry in listening:
+        their_host, _, their_port = entry.rpartition(":")
+        if their_port == port and their_host.strip("[]") in (host.strip("[]"), "0.0.0.0", "::"):
+            return True
+    return False
+
+
+class ISCSITarget(base.TgtResource):
+    name, version = "iSCSITarget", "1.0"
+    shortdesc = "iSCSI target (tgt)"
+    longdesc = (
+        "Exports an iSCSI target from tgtd: the SAN of the scenario, usually grouped with its "
+        "iSCSILogicalUnit resources and pinned to the node that owns the backing storage. "
+        "Parameter names follow ocf:heartbeat:iSCSITarget. The target is identified by its "
+        "exact IQN; stop closes initiator sessions and waits until the target is gone.")
+    identity_fields = ("iqn",)
+    parameters = (
+        base.implementation_parameter(),
+        ocf.Parameter("iqn", ocf.Checked(is_iscsi_name, "an iSCSI name: iqn.YYYY-MM.reversed."
+                                         "domain[:id], eui.<16 hex> or naa.<16|32 hex>"),
+                      required=True, unique=True, shortdesc="iSCSI target IQN",
+                      longdesc="The target's iSCSI Qualified Name, conventionally "
+                               "iqn.yyyy-mm.<reversed domain name>[:identifier]."),
+        ocf.Parameter("tid", ocf.Integer(minimum=1), unique=True, shortdesc="tgt target ID",
+                      longdesc="The tgt target ID. Optional: if unset, start takes the lowest "
+                               "free one. A tid used by another target is an error."),
+        ocf.Parameter("portals", ocf.Checked(_is_portal_list, "space-separated address:port"),
+                      default=DEFAULT_PORTAL, shortdesc="iSCSI portal addresses",
+                      longdesc="Where initiators reach the target. tgt listens on its portals "
+                               "for all targets (tgtd --iscsi portal=...); start checks that tgtd "
+                               "serves each one and logs a warning if it does not."),
+        ocf.Parameter("allowed_initiators", ocf.Checked(_is_initiator_list,
+                                                        "space-separated initiator IQNs, "
+                                                        "addresses or CIDRs, or ALL"),
+                      default="", shortdesc="Initiators allowed to connect",
+                      longdesc="Space-separated initiator names (iqn./eui./naa.), IP "
+                               "addresses or CIDR ranges. Empty: any initiator (tgt's ALL)."),
+        ocf.Parameter("incoming_username", unique=True, shortdesc="Incoming CHAP user",
+                      longdesc="Not supported with tgt, whose tgtadm would put the password "
+                               "on its command line; setting it fails validation. Restrict "
+                               "access with allowed_initiators instead."),
+        ocf.Parameter("incoming_password", secret=True, shortdesc="Incoming CHAP password",
+                      longdesc="Not supported with tgt (see incoming_username)."),
+        base.additional_parameters_parameter("target"),
+        base.control_port_parameter(),
+    )
+    actions = (ocf.Action("start", 20), ocf.Action("stop", 30),
+               ocf.Action("monitor", 10, interval=10, depth=0), ocf.Action("validate-all", 10))
+
+    def validate(self):
+        if self.params.incoming_username or self.params.incoming_password:
+            raise ocf.NotConfigured(
+                "CHAP (incoming_username/incoming_password) is not supported with tgt: tgtadm "
+                "takes the password on its command line, visible to every local user; use "
+                "allowed_initiators")
+        from hasf.runner import resolve, CommandNotFound
+
+        try:
+            resolve("tgtadm")
+        except CommandNotFound:
+            raise ocf.NotInstalled("tgtadm is not installed (package tgt / scsi-target-utils)") \
+                from None
+
+    # --- actions ------------------------------------------------------------------------
+    def monitor(self):
+        identity = self.identity()
+        if identity is None:
+            if self.invocation.is_probe:
+                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
+            raise ocf.NotConfigured("; ".join(self.problems))
+        target = self.targets().get(identity[0])
+        if target is None:
+            return ocf.NOT_RUNNING
+        if target.state and target.state != "ready":
+            raise ocf.GenericError("target %s is %s in tgtd, not ready" % (target.iqn,
+                                                                            target.state))
+        if self.params.tid is not None and target.tid != self.params.tid:
+            self.log.warning("target %s runs as tid %d, not the configured tid %d"
+                             % (target.iqn, target.tid, self.params.tid))
+        return ocf.SUCCESS
+
+    def start(self):
+        iqn = self.params.iqn
+        with self.tgt_lock():
+            targets = self.targets()
+            if iqn in targets:
+                self.log.info("target %s already exists (tid %d)" % (iqn, targets[iqn].tid))
+                self.remember(iqn)
+                return None
+            tid = self._free_tid(targets)
+            tgt = self.tgt
+            tgt.new_target(tid, iqn)
+            self.remember(iqn)
+            try:
+                for name, value in base.name_value_pairs(self.params.additional_parameters):
+                    tgt.update_target(tid, name, value)
+                for initiator in self.params.allowed_initiators.split() or ["ALL"]:
+                    tgt.bind_initiator(tid, initiator)
+            except ocf.OCFError as exc:
+                self._undo(tid, exc)
+                raise
+        if self.params.given("portals"):
+            self._check_portals()
+        self.log.info("target %s created as tid %d" % (iqn, tid))
+        return None
+
+    def stop(self):
+        identity = self.identity()
+        if identity is None:
+            self.log.warning("no usable iqn and nothing recorded: nothing was started here")
+            return None
+        iqn = identity[0]
+        with self.tgt_lock():
+            if not self.deadline.wait_for(lambda: self._remove(iqn), 0.2, 1.0):
+                raise ocf.GenericError("target %s is still in tgtd after %.0fs of stop"
+                                       % (iqn, self.deadline.seconds))
+        self.forget()
+        return None
+
+    # --- helpers ------------------------------------------------------------------------
+    def _free_tid(self, targets):
+        used = {t.tid: t.iqn for t in targets.values()}
+        tid = self.params.tid
+        if tid is None:
+            tid = min(set(range(1, len(used) + 2)) - set(used))
+        elif tid in used:
+            raise ocf.GenericError("tid %d is already used by target %s; choose another tid or "
+                                   "leave it unset" % (tid, used[tid]))
+        return tid
+
+    def _remove(self, iqn):
+        """One round of stop: True once the target is gone.
+
+        Initiators reconnect as soon as a connection is closed, and tgt
+        refuses to delete a target with sessions (even with --force), so
+        logins are refused first (ACLs unbound), then sessions closed."""
+        target = self.targets().get(iqn)
+        if target is None:
+            return True
+        tgt = self.tgt
+        for initiator in target.acls:
+            self._try(tgt.unbind_initiator, target.tid, initiator)
+        for refusal in tgt.close_sessions(target):
+            self.log.warning("%s (will retry)" % refusal)
+        self._try(tgt.delete_target, target.tid)
+        return self.targets().get(iqn) is None
+
+    def _try(self, change, *args):
+        from hasf.agents.tgt import TgtRefused
+
+        try:
+            change(*args)
+        except TgtRefused as exc:
+            self.log.warning("%s (will retry)" % exc.message)
+
+    def _undo(self, tid, exc):
+        self.log.error("start failed (%s); removing the half-made target tid %d"
+                       % (exc.message, tid))
+        try:
+            self.tgt.delete_target(tid)
+            self.forget()
+        except ocf.OCFError as undo:
+            self.log.error("could not remove tid %d: %s" % (tid, undo.message))
+
+    def _check_portals(self):
+        try:
+            listening = self.tgt.portals()
+        except ocf.OCFError as exc:
+            self.log.warning("could not list tgtd's portals: %s" % exc.message)
+            return
+        for portal in self.params.portals.split():
+            if not _serves(listening, portal):
+                self.log.warning("tgtd does not listen on %s (it listens on %s): start tgtd "
+                                 "with --iscsi portal=%s" % (portal, ", ".join(listening) or
+                                                             "nothing", portal))
+
+
+main = ocf.main_for(ISCSITarget)

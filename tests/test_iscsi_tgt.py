@@ -1,0 +1,309 @@
+"""iSCSITarget and iSCSILogicalUnit against a real tgtd, checked by a real initiator.
+
+tgtd runs on a private control port with a loopback portal
+(support.tgtd); libiscsi's user-space initiator (iscsi-ls, iscsi-inq,
+iscsi-perf) logs in to what the agents export, so "exported" means an
+initiator really sees it, not just that tgtadm lists it.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from support.ocfrun import AgentRun
+from support.tgtd import Tgtd
+from testagents import install_test_agent
+
+IQN = "iqn.2026-12.org.hasf.test:san"
+OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
+       "NOT_RUNNING": 7}
+
+
+@pytest.fixture(scope="module")
+def agents():
+    directory = tempfile.mkdtemp(prefix="hasf-iscsi-agents-")
+    os.chmod(directory, 0o755)
+    yield {name: install_test_agent(directory, name, module) for name, module in (
+        ("iSCSITarget", "hasf.agents.iscsi_target"),
+        ("iSCSILogicalUnit", "hasf.agents.iscsi_logical_unit"))}
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def tgtd():
+    with Tgtd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def workdir():
+    path = tempfile.mkdtemp(prefix="hasf-iscsi-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def backing_file(workdir, name="lu1.img", mib=16):
+    path = os.path.join(workdir, name)
+    with open(path, "wb") as handle:
+        handle.truncate(mib << 20)
+    return path
+
+
+@pytest.fixture
+def target(agents, tgtd, workdir):
+    return AgentRun(agents["iSCSITarget"], os.path.join(workdir, "rsc"), "san-target",
+                    "iSCSITarget", iqn=IQN, tgt_control_port=tgtd.control_port)
+
+
+@pytest.fixture
+def lun(agents, tgtd, workdir):
+    return AgentRun(agents["iSCSILogicalUnit"], os.path.join(workdir, "rsc"), "san-lun1",
+                    "iSCSILogicalUnit", target_iqn=IQN, lun=1, path=backing_file(workdir),
+                    tgt_control_port=tgtd.control_port)
+
+
+def initiator(*argv, timeout=20):
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+
+
+def test_ocf_tester_passes_both_agents(agents, tgtd, workdir):
+    env = dict(os.environ, HA_RSCTMP=os.path.join(workdir, "rsc"))
+    common = ["-o", "tgt_control_port=%d" % tgtd.control_port]
+    proc = subprocess.run(["ocf-tester", "-v", "-n", "ocft-target", "-o", "iqn=" + IQN]
+                          + common + [agents["iSCSITarget"]],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "passed all tests" in proc.stdout
+    # the LU needs its target: create it the way an administrator would
+    assert tgtd.tgtadm("--op", "new", "--mode", "target", "--tid", "1",
+                       "--targetname", IQN).returncode == 0
+    proc = subprocess.run(["ocf-tester", "-v", "-n", "ocft-lun", "-o", "target_iqn=" + IQN,
+                           "-o", "lun=1", "-o", "path=" + backing_file(workdir)]
+                          + common + [agents["iSCSILogicalUnit"]],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "passed all tests" in proc.stdout
+    assert "LUN: 1\n" not in tgtd.show()
+
+
+def test_exported_lun_is_seen_by_an_initiator(target, lun, tgtd):
+    assert target.probe().rc == OCF["NOT_RUNNING"]
+    assert lun.probe().rc == OCF["NOT_RUNNING"]
+    assert target("start").rc == 0
+    started = lun("start", vendor_id="HASF", product_id="SAN-DISK", scsi_sn="hasf0001")
+    assert started.rc == 0, started
+    assert target("monitor").rc == 0 and lun("monitor").rc == 0
+    listing = initiator("iscsi-ls", "-s", "iscsi://%s" % tgtd.portal)
+    assert "Target:%s" % IQN in listing.stdout and "Lun:1" in listing.stdout, listing
+    inquiry = initiator("iscsi-inq", tgtd.url(IQN, 1))
+    assert "Vendor:HASF" in inquiry.stdout and "Product:SAN-DISK" in inquiry.stdout, inquiry
+    # idempotent start, then stop, stop again
+    assert target("start").rc == 0 and lun("start").rc == 0
+    assert lun("stop").rc == 0 and lun("stop").rc == 0
+    assert lun("monitor").rc == OCF["NOT_RUNNING"]
+    assert "Lun:1" not in initiator("iscsi-ls", "-s", "iscsi://%s" % tgtd.portal).stdout
+    assert target("stop").rc == 0 and target("stop").rc == 0
+    assert target("monitor").rc == OCF["NOT_RUNNING"]
+    assert IQN not in tgtd.show()
+
+
+def test_exact_iqn_not_a_prefix_or_pattern(target, tgtd):
+    """ClusterLabs greps 'Target [0-9]+: <iqn>': a target named <iqn>2, or one whose
+    name differs where the IQN has a dot, passes for ours.  hasf compares exactly."""
+    for tid, name in ((1, IQN + "2"), (2, IQN.replace(".", "x", 1))):
+        assert tgtd.tgtadm("--op", "new", "--mode", "target", "--tid", str(tid),
+                           "--targetname", name).returncode == 0
+    assert target("monitor").rc == OCF["NOT_RUNNING"]
+    assert target("stop").rc == 0
+    assert IQN + "2" in tgtd.show()  # someone else's target is left alone
+    started = target("start")
+    assert started.rc == 0, started
+    assert "Target 3: %s\n" % IQN in tgtd.show()  # the lowest free tid
+
+
+def test_tid_taken_by_another_target_is_refused(target, tgtd):
+    tgtd.tgtadm("--op", "new", "--mode", "target", "--tid", "5", "--targetname", IQN + "-x")
+    result = target("start", tid=5)
+    assert result.rc == OCF["ERR_GENERIC"]
+    assert "tid 5 is already used by target %s-x" % IQN in result.reason
+    assert target("monitor").rc == OCF["NOT_RUNNING"]
+
+
+def test_allowed_initiators_are_enforced(target, lun, tgtd):
+    """Only the listed initiator name may log in (tgt denies everyone else)."""
+    assert target("start", allowed_initiators="iqn.2026-12.org.hasf.test:allowed").rc == 0
+    assert lun("start").rc == 0
+    denied = initiator("iscsi-inq", tgtd.url(IQN, 1))
+    assert denied.returncode != 0
+    allowed = initiator("iscsi-inq", "-i", "iqn.2026-12.org.hasf.test:allowed",
+                        tgtd.url(IQN, 1))
+    assert allowed.returncode == 0, allowed
+    assert lun("stop").rc == 0 and target("stop").rc == 0
+
+
+@contextlib.contextmanager
+def busy_initiator(tgtd):
+    """iscsi-perf reading LUN 1 flat out (it logs in again whenever it is cut off);
+    256 requests of 64 KiB in flight, so tgt's queue for the LU never drains by itself."""
+    perf = subprocess.Popen(["iscsi-perf", "-m", "256", "-b", "128", tgtd.url(IQN, 1)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while "I_T nexus: " not in tgtd.show():
+            assert time.monotonic() < deadline, "iscsi-perf never logged in"
+            time.sleep(0.1)
+        time.sleep(1)  # past login and the first reads: steady I/O
+        yield perf
+    finally:
+        os.killpg(perf.pid, signal.SIGKILL)
+        perf.wait(5)
+
+
+def test_stop_with_an_initiator_doing_io(target, lun, tgtd):
+    """An initiator that keeps reading (and logs in again when cut off) must not make
+    stop hang into its timeout: the LU and then the target go, within seconds."""
+    assert target("start").rc == 0 and lun("start").rc == 0
+    with busy_initiator(tgtd):
+        stopped = lun("stop", timeout=15000)
+        assert stopped.rc == 0, stopped
+        assert stopped.seconds < 10
+        assert "Backing store path: %s" % lun.params["path"] not in tgtd.show()
+        stopped = target("stop", timeout=15000)
+        assert stopped.rc == 0, stopped
+        assert IQN not in tgtd.show()
+
+
+def test_target_stop_with_an_initiator_doing_io(target, lun, tgtd):
+    """The target alone (its LU still in it, I/O running) stops too: logins are refused,
+    sessions closed, the target and its LU removed."""
+    assert target("start").rc == 0 and lun("start").rc == 0
+    with busy_initiator(tgtd):
+        stopped = target("stop", timeout=15000)
+        assert stopped.rc == 0, stopped
+        assert stopped.seconds < 10
+        assert IQN not in tgtd.show()
+
+
+def test_lun_taken_by_another_backing_store(target, lun, tgtd, workdir):
+    assert target("start").rc == 0
+    other = backing_file(workdir, "other.img")
+    tid = "1"
+    assert tgtd.tgtadm("--op", "new", "--mode", "logicalunit", "--tid", tid, "--lun", "1",
+                       "--backing-store", other).returncode == 0
+    assert lun("monitor").rc == OCF["NOT_RUNNING"]  # not ours
+    result = lun("start")
+    assert result.rc == OCF["ERR_GENERIC"] and "already backed by %s" % other in result.reason
+    assert lun("stop").rc == 0
+    assert "Backing store path: %s" % other in tgtd.show()  # left alone
+
+
+def test_lun_without_its_target(lun):
+    result = lun("start")
+    assert result.rc == OCF["ERR_GENERIC"]
+    assert "is not running on this node" in result.reason
+    assert lun("stop").rc == 0
+
+
+def test_bad_parameters(target, lun):
+    result = target("start", iqn="not-an-iqn", allowed_initiators="10.0.0.1/33 x")
+    assert result.rc == OCF["ERR_CONFIGURED"]
+    assert "iqn=" in result.reason and "allowed_initiators=" in result.reason
+    result = target("start", incoming_username="alice", incoming_password="s3cret-pw")
+    assert result.rc == OCF["ERR_CONFIGURED"] and "CHAP" in result.reason
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    result = lun("start", vendor_id="WAY-TOO-LONG", product_id="a,b")
+    assert result.rc == OCF["ERR_CONFIGURED"]
+    assert "vendor_id" in result.reason and "product_id" in result.reason
+    result = lun("start", path="/nonexistent/disk")
+    assert result.rc == OCF["ERR_INSTALLED"] and "/nonexistent/disk" in result.reason
+    assert target("start", implementation="lio-t").rc == OCF["ERR_CONFIGURED"]
+    # a probe with broken parameters and nothing started here: not running, no error
+    assert target.probe(iqn="bad").rc == OCF["NOT_RUNNING"]
+    assert lun.probe(lun="zero").rc == OCF["NOT_RUNNING"]
+
+
+def test_stop_and_probe_use_what_start_recorded(target, lun, tgtd):
+    assert target("start").rc == 0 and lun("start").rc == 0
+    assert lun.probe(lun="").rc == 0  # required parameter lost: the state file knows
+    assert target.probe(iqn="").rc == 0
+    assert lun("stop", path="").rc == 0
+    assert target("stop", iqn="").rc == 0
+    assert IQN not in tgtd.show()
+
+
+def test_tgtd_gone_hung_and_back(target, tgtd):
+    assert target("start").rc == 0
+    tgtd.proc.send_signal(signal.SIGSTOP)
+    try:
+        hung = target("monitor", timeout=3000)
+        assert hung.rc == OCF["ERR_GENERIC"] and hung.seconds < 3.5, hung
+        assert "did not answer" in hung.reason
+        assert target.probe(timeout=3000).rc == OCF["ERR_GENERIC"]  # never a guessed 7
+        assert target("stop", timeout=3000).rc == OCF["ERR_GENERIC"]
+    finally:
+        tgtd.proc.send_signal(signal.SIGCONT)
+    tgtd.proc.kill()
+    tgtd.proc.wait(5)
+    # tgtd dead: its lock is free, so nothing it served exists -- for certain
+    assert target("monitor").rc == OCF["NOT_RUNNING"]
+    assert target("stop").rc == 0
+    result = target("start")
+    assert result.rc == OCF["ERR_GENERIC"] and "tgtd is not running" in result.reason
+
+
+def test_concurrent_starts_get_distinct_tids(agents, tgtd, workdir):
+    """Eight targets started at once on one tgtd: the per-tgtd lock serialises the
+    pick-a-tid-and-create sequence (ClusterLabs' is not atomic, #637)."""
+    runs = [AgentRun(agents["iSCSITarget"], os.path.join(workdir, "rsc"), "t%d" % i,
+                     "iSCSITarget", iqn="%s%d" % (IQN, i), tgt_control_port=tgtd.control_port)
+            for i in range(8)]
+    env = [run.env(0, 20000) for run in runs]
+    procs = [subprocess.Popen([run.agent, "start"], env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for run, e in zip(runs, env)]
+    for proc in procs:
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    shown = tgtd.show()
+    assert all("%s%d\n" % (IQN, i) in shown for i in range(8))
+    assert sorted(line.split(":")[0] for line in shown.splitlines()
+                  if line.startswith("Target ")) == sorted("Target %d" % t for t in range(1, 9))
+
+
+HIDE_AND_EXEC = """
+import os, subprocess, sys
+empty, tool, agent, action = sys.argv[1:5]
+subprocess.run(["mount", "--bind", empty, tool], check=True)
+os.execv(agent, [agent, action])
+"""
+
+
+def test_tgt_not_installed(agents, workdir):
+    """A node without tgt (tgtadm hidden in a private mount namespace, no tgtd on the
+    port): a probe is a clean 'not running', stop succeeds, start says what to install."""
+    from support.tgtd import _control_port_free
+
+    port = next(p for p in range(31000, 31100) if _control_port_free(p))
+    run = AgentRun(agents["iSCSITarget"], os.path.join(workdir, "rsc"), "t", "iSCSITarget",
+                   iqn=IQN, tgt_control_port=port)
+    empty = os.path.join(workdir, "no-tgtadm")
+    open(empty, "w").close()
+
+    def without_tgtadm(action, interval):
+        return subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "/usr/bin/python3", "-c",
+             HIDE_AND_EXEC, empty, shutil.which("tgtadm"), run.agent, action],
+            env=run.env(interval, 20000), capture_output=True, text=True, timeout=30)
+
+    assert without_tgtadm("monitor", 0).returncode == OCF["NOT_RUNNING"]
+    assert without_tgtadm("stop", 0).returncode == 0
+    started = without_tgtadm("start", 0)
+    assert started.returncode == OCF["ERR_INSTALLED"], started
+    assert "tgtadm is not installed" in started.stderr
