@@ -12,11 +12,10 @@ Rules it enforces, so no caller can forget them:
 """
 
 import os
-import signal
-import subprocess
 
 from hasf.errors import HasfError
 from hasf.secret import Secret, redact, reveal
+from hasf.spawn import SpawnTimeout, spawn
 
 SBIN_DIRS = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin")
 KILL_GRACE = 1.0
@@ -107,23 +106,8 @@ def _environment(env, base):
     return merged
 
 
-def _kill_group(proc):
-    """TERM, then KILL, the process group the command leads."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            if sig == signal.SIGKILL or proc.returncode is not None:
-                return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run(argv, *, input=None, env=None, base_env=None, timeout=None, deadline=None,
-        check=False, cwd=None, log=None):
+        check=False, log=None):
     """Run argv and return a `Result`.
 
     input    str or Secret written to stdin (stdin is /dev/null otherwise)
@@ -142,26 +126,15 @@ def run(argv, *, input=None, env=None, base_env=None, timeout=None, deadline=Non
     argv = [resolve(argv[0], environ)] + list(argv[1:])
     if log is not None:
         log.debug("running: %s" % redact(" ".join(argv)))
-    data = reveal(input) if input is not None else None
+    data = reveal(input).encode() if input is not None else None
     try:
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ, cwd=cwd,
-            start_new_session=True, close_fds=True)
-    except OSError as exc:
-        raise CommandNotFound("cannot execute %s: %s" % (argv[0], exc.strerror), argv) from None
-    try:
-        out, err = proc.communicate(None if data is None else data.encode(), timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
+        rc, out, err = spawn(argv[0], argv, environ, data, limit, KILL_GRACE)
+    except SpawnTimeout:
         raise CommandTimeout("%s did not finish within %.1fs and was killed"
                              % (os.path.basename(argv[0]), limit or 0), argv) from None
-    finally:
-        # a daemonising child may keep the group alive; never leave it behind on error
-        if proc.returncode is None:
-            _kill_group(proc)
-    result = Result(argv, proc.returncode, redact(out.decode("utf-8", "replace")),
+    except OSError as exc:
+        raise CommandNotFound("cannot execute %s: %s" % (argv[0], exc.strerror), argv) from None
+    result = Result(argv, rc, redact(out.decode("utf-8", "replace")),
                     redact(err.decode("utf-8", "replace")))
     if check and result.rc != 0:
         raise CommandFailed(result.summary(), argv, result)

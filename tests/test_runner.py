@@ -121,3 +121,67 @@ def test_log_receives_redacted_command_line():
     Secret("tok-123")
     run(["echo", "tok-123"], log=Log())
     assert lines and "tok-123" not in lines[0] and "****" in lines[0]
+
+
+# --- the posix_spawn path (hasf.spawn): what subprocess used to guarantee ---------------------
+def test_payloads_larger_than_a_pipe_buffer_both_ways():
+    payload = "x" * (1 << 20) + "\n"
+    result = run(["sh", "-c", "cat; cat /proc/self/status >&2"], input=payload)
+    assert result.rc == 0 and result.stdout == payload and "Pid:" in result.stderr
+
+
+def test_child_that_ignores_its_stdin_payload():
+    result = run(["true"], input="y" * (1 << 20))
+    assert result.rc == 0
+
+
+def test_runs_in_a_session_of_its_own():
+    result = run(["sh", "-c", "ps -o sid= -p $$; ps -o pid= -p $$"])
+    sid, pid = result.stdout.split()
+    assert sid == pid and int(sid) != os.getsid(0)
+
+
+def test_inherited_descriptors_are_closed_in_the_child(tmp_path):
+    leaked = os.open(str(tmp_path / "f"), os.O_CREAT | os.O_WRONLY)
+    os.set_inheritable(leaked, True)  # as if pacemaker-execd had left one open
+    try:
+        result = run(["ls", "/proc/self/fd"])
+    finally:
+        os.close(leaked)
+    assert sorted(int(fd) for fd in result.stdout.split()) == [0, 1, 2, 3]  # 3: ls's own dir
+
+
+def test_daemon_holding_the_pipes_is_bounded(tmp_path):
+    """A child that exits but leaves a grandchild holding stdout: the call still ends
+    at its timeout and the grandchild (same process group) is killed."""
+    pidfile = tmp_path / "daemon.pid"
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout):
+        run(["sh", "-c", "sleep 60 & echo $! > %s; exit 0" % pidfile], timeout=0.5)
+    assert time.monotonic() - start < 3
+    daemon = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(daemon) and psutil.Process(daemon).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the daemonised grandchild survived"
+        time.sleep(0.05)
+
+
+def test_not_executable_is_typed(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("#!/bin/sh\n")
+    with pytest.raises(CommandNotFound):
+        run([str(plain)])
+
+
+def test_runner_does_not_import_subprocess():
+    """The cost it exists to avoid: ~5 ms of imports on every agent exec."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-I", "-S", "-c",
+                            "import sys; sys.path[:0] = %r; import hasf.runner; "
+                            "print(sorted({'subprocess', 'signal', 'enum', 're'} & "
+                            "set(sys.modules)))" % [os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__)))]],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.strip() == "[]", probe.stderr

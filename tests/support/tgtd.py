@@ -45,8 +45,11 @@ def _free_tcp_port():
 class Tgtd(Service):
     """A foreground tgtd with a private control port and a loopback portal."""
 
-    def __init__(self, timeout=15):
+    def __init__(self, timeout=15, control_port=None):
+        """control_port: a fixed one (0 = the tgt service's, which tools without a
+        -C option such as ClusterLabs' agents use); by default a free random one."""
         self.timeout = timeout
+        self.wanted_port = control_port
         self.control_port = None
         self.portal_port = None
         self.proc = None
@@ -61,7 +64,13 @@ class Tgtd(Service):
 
     def start(self):
         os.makedirs(SOCKET_DIR, exist_ok=True)
-        candidates = [p for p in random.sample(range(1000, 30000), 50) if _control_port_free(p)]
+        if self.wanted_port is not None:
+            if not _control_port_free(self.wanted_port):
+                raise RuntimeError("a tgtd already runs on control port %d" % self.wanted_port)
+            candidates = [self.wanted_port]
+        else:
+            candidates = [p for p in random.sample(range(1000, 30000), 50)
+                          if _control_port_free(p)]
         self.control_port = candidates[0]
         self.portal_port = _free_tcp_port()
         self.proc = subprocess.Popen(
