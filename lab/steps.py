@@ -97,6 +97,53 @@ def fence_libvirt(agent):
         result.returncode, before, after, status.returncode)
 
 
+LAB_IQN = "iqn.2006-06.com.example.hasf:san"
+
+
+def ocf_iscsi_target(agent):
+    """ocf-tester on iSCSITarget against a real tgtd (private control port, loopback portal)."""
+    from support.tgtd import Tgtd
+
+    with Tgtd() as tgtd:
+        result = sh(["ocf-tester", "-n", "san-target", "-o", "iqn=" + LAB_IQN,
+                     "-o", "tgt_control_port=%d" % tgtd.control_port, agent], timeout=300)
+    return result.returncode == 0, result.stdout.strip()
+
+
+def ocf_iscsi_logical_unit(agent):
+    """The seed's SAN: target + LUN 1 on a 64 MiB file, seen by libiscsi as an initiator."""
+    from support.tgtd import Tgtd
+
+    work = world_readable_dir("hasf-lab-san-")
+    disk = os.path.join(work, "lun1.img")
+    with open(disk, "wb") as handle:
+        handle.truncate(64 << 20)
+    target = os.path.join(os.path.dirname(agent), "iSCSITarget")
+    lines, ok = [], True
+    with Tgtd() as tgtd:
+        env = dict(os.environ, OCF_ROOT="/usr/lib/ocf", HA_RSCTMP=os.path.join(work, "rsc"),
+                   OCF_RESKEY_tgt_control_port=str(tgtd.control_port),
+                   OCF_RESKEY_iqn=LAB_IQN, OCF_RESKEY_target_iqn=LAB_IQN, OCF_RESKEY_lun="1",
+                   OCF_RESKEY_path=disk, OCF_RESKEY_vendor_id="HASF")
+        steps = ((target, "start", 0), (agent, "start", 0), (agent, "monitor", 0),
+                 ("iscsi-ls", None, 0), (agent, "stop", 0), (agent, "monitor", 7),
+                 (target, "stop", 0), (target, "monitor", 7))
+        for program, action, expect in steps:
+            if action is None:
+                result = sh(["iscsi-ls", "-s", "iscsi://" + tgtd.portal], timeout=30)
+                shown = " ".join(result.stdout.split())
+                good = result.returncode == expect and "Lun:1" in shown
+                lines.append("initiator sees: %s" % shown)
+            else:
+                result = sh([program, action], env=dict(env, OCF_RESOURCE_INSTANCE=os.path.
+                                                        basename(program)), timeout=60)
+                good = result.returncode == expect
+                lines.append("%-16s %-7s rc=%d (want %d)" % (os.path.basename(program), action,
+                                                             result.returncode, expect))
+            ok &= good
+    return ok, "\n".join(lines)
+
+
 def bin_hasf_cib(tool):
     """hasf-cib on the seed scenario: build, crm_verify, crm_simulate the crash test."""
     spec = os.path.join(REPO, "cib", "examples", "hasf-demo.toml")
@@ -112,7 +159,9 @@ def bin_hasf_cib(tool):
 
 
 RECIPES = {("ocf", "VirtualMachine"): ocf_virtual_machine, ("fence", "ipmi"): fence_ipmi,
-           ("fence", "libvirt"): fence_libvirt, ("bin", "hasf-cib"): bin_hasf_cib}
+           ("fence", "libvirt"): fence_libvirt, ("bin", "hasf-cib"): bin_hasf_cib,
+           ("ocf", "iSCSITarget"): ocf_iscsi_target,
+           ("ocf", "iSCSILogicalUnit"): ocf_iscsi_logical_unit}
 
 
 def manifest():
