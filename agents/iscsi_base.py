@@ -64,6 +64,23 @@ class TgtResource(ocf.ResourceAgent):
     #: the fields a subclass keeps in its state file, in order
     identity_fields = ()
 
+    def validate(self):
+        from hasf.agents.tgt import require_tgtadm
+
+        require_tgtadm()
+
+    def monitor(self):
+        identity = self.identity()
+        if identity is None:
+            if self.invocation.is_probe:
+                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
+            raise ocf.NotConfigured("; ".join(self.problems))
+        return self.state_of(*identity)
+
+    def state_of(self, *identity):
+        """SUCCESS or NOT_RUNNING for the resource with these identity fields."""
+        raise NotImplementedError
+
     @property
     def tgt(self):
         from hasf.agents.tgt import Tgt

@@ -67,25 +67,14 @@ class ISCSILogicalUnit(base.TgtResource):
                ocf.Action("monitor", 10, interval=10, depth=0), ocf.Action("validate-all", 10))
 
     def validate(self):
-        from hasf.runner import CommandNotFound, resolve
-
-        try:
-            resolve("tgtadm")
-        except CommandNotFound:
-            raise ocf.NotInstalled("tgtadm is not installed (package tgt / scsi-target-utils)") \
-                from None
+        super().validate()
         if not os.path.exists(self.params.path):
             raise ocf.NotInstalled("backing store %s does not exist on this node"
                                    % self.params.path)
 
     # --- actions ------------------------------------------------------------------------
-    def monitor(self):
-        identity = self.identity()
-        if identity is None:
-            if self.invocation.is_probe:
-                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
-            raise ocf.NotConfigured("; ".join(self.problems))
-        return ocf.SUCCESS if self._find(*identity) is not None else ocf.NOT_RUNNING
+    def state_of(self, iqn, lun, path):
+        return ocf.SUCCESS if self._find(iqn, lun, path) is not None else ocf.NOT_RUNNING
 
     def start(self):
         iqn, lun, path = self.params.target_iqn, self.params.lun, self.params.path

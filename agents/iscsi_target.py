@@ -110,22 +110,11 @@ class ISCSITarget(base.TgtResource):
                 "CHAP (incoming_username/incoming_password) is not supported with tgt: tgtadm "
                 "takes the password on its command line, visible to every local user; use "
                 "allowed_initiators")
-        from hasf.runner import resolve, CommandNotFound
-
-        try:
-            resolve("tgtadm")
-        except CommandNotFound:
-            raise ocf.NotInstalled("tgtadm is not installed (package tgt / scsi-target-utils)") \
-                from None
+        super().validate()
 
     # --- actions ------------------------------------------------------------------------
-    def monitor(self):
-        identity = self.identity()
-        if identity is None:
-            if self.invocation.is_probe:
-                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
-            raise ocf.NotConfigured("; ".join(self.problems))
-        target = self.targets().get(identity[0])
+    def state_of(self, iqn):
+        target = self.targets().get(iqn)
         if target is None:
             return ocf.NOT_RUNNING
         if target.state and target.state != "ready":

@@ -19,9 +19,10 @@ import os
 import struct
 
 from hasf.ocf.errors import CannotTell, GenericError, NotInstalled
-from hasf.runner import CommandNotFound, CommandTimeout, run
+from hasf.runner import CommandNotFound, CommandTimeout, resolve, run
 
 SOCKET_DIR = "/run/tgtd"
+NOT_INSTALLED = "tgtadm is not installed (package tgt / scsi-target-utils)"
 #: each tgtadm call gets at most this long; tgtd answers in milliseconds
 CALL_TIMEOUT = 10.0
 #: struct flock on Linux x86_64/aarch64: l_type, l_whence, l_start, l_len, l_pid (+ padding)
@@ -86,6 +87,14 @@ def parse_targets(text):
     return targets
 
 
+def require_tgtadm():
+    """NotInstalled unless tgtadm is on this node (start and validate-all check first)."""
+    try:
+        resolve("tgtadm")
+    except CommandNotFound:
+        raise NotInstalled(NOT_INSTALLED) from None
+
+
 def _lock_held(path):
     """Whether some process holds a POSIX lock on path (F_GETLK: we take nothing)."""
     try:
@@ -119,8 +128,7 @@ class Tgt:
         try:
             return run(argv, timeout=CALL_TIMEOUT, deadline=self.deadline, log=self.log)
         except CommandNotFound:
-            raise NotInstalled("tgtadm is not installed (package tgt / scsi-target-utils)") \
-                from None
+            raise NotInstalled(NOT_INSTALLED) from None
         except CommandTimeout as exc:
             raise CannotTell("tgtd did not answer: %s" % exc.message) from None
 
