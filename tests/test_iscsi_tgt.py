@@ -307,3 +307,78 @@ def test_tgt_not_installed(agents, workdir):
     started = without_tgtadm("start", 0)
     assert started.returncode == OCF["ERR_INSTALLED"], started
     assert "tgtadm is not installed" in started.stderr
+
+
+SAN_GROUP = """\
+<group id="san">
+  <primitive id="san-target" class="ocf" provider="hasf" type="iSCSITarget">
+    <instance_attributes id="san-target-ia">
+      <nvpair id="san-target-iqn" name="iqn" value="%(iqn)s"/>
+    </instance_attributes>
+    <operations>
+      <op id="san-target-monitor" name="monitor" interval="2s" timeout="10s"/>
+    </operations>
+  </primitive>
+  <primitive id="san-lun1" class="ocf" provider="hasf" type="iSCSILogicalUnit">
+    <instance_attributes id="san-lun1-ia">
+      <nvpair id="san-lun1-iqn" name="target_iqn" value="%(iqn)s"/>
+      <nvpair id="san-lun1-lun" name="lun" value="1"/>
+      <nvpair id="san-lun1-path" name="path" value="%(path)s"/>
+    </instance_attributes>
+    <operations>
+      <op id="san-lun1-monitor" name="monitor" interval="2s" timeout="10s"/>
+    </operations>
+  </primitive>
+</group>
+"""
+
+
+def test_pacemaker_runs_the_san_group(agents, workdir):
+    """The scenario's SAN group under a real Pacemaker node, with tgtd running inside the node
+    (its own /run, so the default control port): started in order, monitored by
+    pacemaker-execd, a target deleted behind Pacemaker's back is detected and the group
+    recovered, an initiator inside the node sees the LUN, and target-role=Stopped removes it."""
+    from support.pacemaker import PacemakerCluster
+    from support.waiting import wait_until
+
+    binds = [(os.path.dirname(agents["iSCSITarget"]), "/usr/lib/ocf/resource.d/hasf")]
+    with PacemakerCluster(["node1"], extra_binds=binds) as cluster:
+        node = cluster.nodes["node1"]
+        node.procs.append(node.host.popen(["tgtd", "-f"], os.path.join(workdir, "tgtd.out")))
+        cluster.wait_online(60)
+
+        def show():
+            return cluster.run("node1", ["tgtadm", "--lld", "iscsi", "--op", "show", "--mode",
+                                         "target"]).stdout
+
+        def started():
+            roles = {r.get("id"): r.get("role") for r in cluster.status().iter("resource")}
+            return roles.get("san-target") == roles.get("san-lun1") == "Started"
+
+        def failcount():
+            out = cluster.run("node1", ["crm_failcount", "--query", "-r", "san-target",
+                                        "-N", "node1"]).stdout
+            return "value=0" not in out and "value=" in out
+
+        xml = SAN_GROUP % {"iqn": IQN, "path": backing_file(workdir)}
+        try:
+            created = cluster.run("node1", ["cibadmin", "-C", "-o", "resources", "-X", xml])
+            assert created.returncode == 0, created.stderr
+            wait_until(lambda: started() and "LUN: 1\n" in show(), 60, 0.5, "san started")
+            seen = cluster.run("node1", ["iscsi-ls", "-s", "iscsi://127.0.0.1:3260"])
+            assert "Target:%s" % IQN in seen.stdout and "Lun:1" in seen.stdout, seen
+
+            deleted = cluster.run("node1", ["tgtadm", "--lld", "iscsi", "--op", "delete",
+                                            "--mode", "target", "--tid", "1", "--force"])
+            assert deleted.returncode == 0, deleted.stderr
+            wait_until(failcount, 30, 0.5, "the lost target noticed by the monitor")
+            wait_until(lambda: started() and IQN in show() and "LUN: 1\n" in show(), 60, 0.5,
+                       "san recovered")
+
+            stop = cluster.run("node1", ["crm_resource", "-r", "san", "--meta", "-p",
+                                         "target-role", "-v", "Stopped"])
+            assert stop.returncode == 0, stop.stderr
+            wait_until(lambda: IQN not in show(), 60, 0.5, "san stopped")
+        except AssertionError:
+            print(cluster.dump_logs(80))
+            raise
