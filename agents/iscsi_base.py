@@ -9,7 +9,8 @@ right when the parameters they are given are broken.
 """
 
 from hasf import ocf
-from hasf.ocf.state import Lock, StateFile, rsctmp, safe_name
+from hasf.ocf.remembering import RememberingAgent
+from hasf.ocf.state import Lock, rsctmp
 
 IMPLEMENTATIONS = ("tgt",)
 _NAME_VALUE_FORBIDDEN = frozenset(",= \t\n\"'\\")
@@ -58,11 +59,8 @@ def is_tgt_value(text):
     return not set(text) & _NAME_VALUE_FORBIDDEN
 
 
-class TgtResource(ocf.ResourceAgent):
+class TgtResource(RememberingAgent):
     """Base of the agents whose resource lives inside a tgtd."""
-
-    #: the fields a subclass keeps in its state file, in order
-    identity_fields = ()
 
     def validate(self):
         from hasf.agents.tgt import require_tgtadm
@@ -103,31 +101,3 @@ class TgtResource(ocf.ResourceAgent):
         except TgtdNotRunning as exc:
             self.log.debug(exc.message)
             return {}
-
-    # --- what this node created ---------------------------------------------------------
-    def state_file(self):
-        key = self.invocation.instance or "default"
-        return StateFile(safe_name(self.name, key), {"HA_RSCTMP": rsctmp(self.invocation.environ)})
-
-    def remember(self, *values):
-        self.state_file().write("\n".join(str(v) for v in values) + "\n")
-
-    def forget(self):
-        self.state_file().remove()
-
-    def identity(self):
-        """The identity fields from the parameters, or -- when they are unusable on a
-        stop or probe -- from the state file; None when neither knows."""
-        values = tuple(getattr(self.params, f) for f in self.identity_fields)
-        if all(v is not None for v in values):
-            return values
-        text = self.state_file().read()
-        if text is None:
-            return None
-        stored = text.splitlines()
-        if len(stored) != len(self.identity_fields):
-            return None
-        self.log.warning("parameters unusable (%s); using what start recorded: %s"
-                         % ("; ".join(self.problems) or "missing", " ".join(stored)))
-        return tuple(self.parameter(f).kind.parse(v) for f, v in zip(self.identity_fields,
-                                                                      stored))

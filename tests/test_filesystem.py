@@ -1,0 +1,232 @@
+"""ocf:hasf:Filesystem against real ext4 filesystems on loop devices.
+
+OCFS2 cannot be mounted on this machine (no kernel modules: no ocfs2, no
+o2cb); what this file proves with ext4 -- mount matching by device number,
+holders found through /proc, bounded stop, clone refusal -- is fstype-
+independent, and the OCFS2-specific refusal ("kernel does not support") is
+tested for real.  Every mount and loop device is undone afterwards, whatever
+the test did.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from support.ocfrun import AgentRun
+from testagents import install_test_agent
+
+OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
+       "NOT_RUNNING": 7}
+
+
+@pytest.fixture(scope="module")
+def agent():
+    directory = tempfile.mkdtemp(prefix="hasf-fs-agent-")
+    os.chmod(directory, 0o755)
+    yield install_test_agent(directory, "Filesystem", "hasf.agents.filesystem")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class LoopDisk:
+    """An ext4 image on a loop device; removes mounts on its mount points and itself."""
+
+    def __init__(self, workdir, name="disk", mib=32):
+        self.image = os.path.join(workdir, name + ".img")
+        with open(self.image, "wb") as handle:
+            handle.truncate(mib << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", self.image], check=True, timeout=60,
+                       capture_output=True)
+        self.device = subprocess.run(["losetup", "-f", "--show", self.image], check=True,
+                                     timeout=30, capture_output=True,
+                                     text=True).stdout.strip()
+
+    def cleanup(self, *mount_points):
+        for point in mount_points:
+            for _ in range(5):
+                if subprocess.run(["mountpoint", "-q", point], timeout=10).returncode != 0:
+                    break
+                subprocess.run(["umount", "-l", point], timeout=30, capture_output=True)
+        subprocess.run(["losetup", "-d", self.device], timeout=30, capture_output=True)
+
+
+@pytest.fixture
+def workdir():
+    path = tempfile.mkdtemp(prefix="hasf-fs-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def fs(agent, workdir):
+    disk = LoopDisk(workdir)
+    mnt = os.path.join(workdir, "mnt")
+    run = AgentRun(agent, os.path.join(workdir, "rsc"), "store", "Filesystem",
+                   device=disk.device, directory=mnt, fstype="ext4")
+    run.disk, run.mnt = disk, mnt
+    yield run
+    disk.cleanup(mnt, os.path.join(workdir, "other"))
+
+
+def mounted(point):
+    return subprocess.run(["mountpoint", "-q", point], timeout=10).returncode == 0
+
+
+def test_ocf_tester_passes(agent, workdir):
+    disk = LoopDisk(workdir)
+    mnt = os.path.join(workdir, "ocft")
+    try:
+        proc = subprocess.run(["ocf-tester", "-v", "-n", "ocft-fs", "-o", "device=" + disk.device,
+                               "-o", "directory=" + mnt, "-o", "fstype=ext4", agent],
+                              capture_output=True, text=True, timeout=180,
+                              env=dict(os.environ, HA_RSCTMP=os.path.join(workdir, "rsc")))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "passed all tests" in proc.stdout
+        assert not mounted(mnt)
+    finally:
+        disk.cleanup(mnt)
+
+
+def test_lifecycle_at_every_depth(fs):
+    assert fs.probe().rc == OCF["NOT_RUNNING"]
+    assert fs("start").rc == 0 and mounted(fs.mnt)
+    assert fs("start").rc == 0  # idempotent
+    for level in ("0", "10", "20", "15"):  # 15 falls back to 10, not ERR_CONFIGURED
+        result = fs("monitor", extra={"OCF_CHECK_LEVEL": level})
+        assert result.rc == 0, (level, result)
+    assert os.listdir(os.path.join(fs.mnt, ".Filesystem_status"))  # depth 20 wrote its file
+    assert fs("stop").rc == 0 and not mounted(fs.mnt)
+    assert fs("stop").rc == 0
+    assert fs("monitor").rc == OCF["NOT_RUNNING"]
+
+
+# a mapping with no descriptor left (Python's mmap module keeps a dup'd fd, so use libc)
+MAP_AND_CLOSE = """
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+fd = os.open(%r, os.O_RDONLY)
+assert libc.mmap(None, 4096, 1, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)
+os.close(fd)
+time.sleep(600)
+"""
+
+
+def test_stop_ends_every_kind_of_holder(fs):
+    """cwd, an open fd (as qemu holds an image), a mapping without a descriptor and a
+    running executable each keep the filesystem busy; stop finds all of them through /proc
+    by device number and unmounts."""
+    assert fs("start").rc == 0
+    data = os.path.join(fs.mnt, "image.raw")
+    with open(data, "wb") as handle:
+        handle.truncate(1 << 20)
+    sleeper = os.path.join(fs.mnt, "sleep")
+    shutil.copy("/bin/sleep", sleeper)
+    holders = [
+        subprocess.Popen(["sleep", "600"], cwd=fs.mnt),
+        subprocess.Popen(["python3", "-c", "import time; f = open(%r, 'rb'); time.sleep(600)"
+                          % data], cwd="/"),
+        subprocess.Popen(["python3", "-c", MAP_AND_CLOSE % data], cwd="/"),
+        subprocess.Popen([sleeper, "600"], cwd="/"),
+    ]
+    try:
+        time.sleep(0.5)
+        assert all(p.poll() is None for p in holders)
+        assert subprocess.run(["umount", fs.mnt], capture_output=True).returncode != 0  # busy
+        stopped = fs("stop", timeout=20000)
+        assert stopped.rc == 0, stopped
+        assert not mounted(fs.mnt)
+        assert all(p.wait(5) is not None for p in holders)
+        for how in ("cwd", "fd 3", "mmap", "exe"):
+            assert how in stopped.stderr, (how, stopped.stderr)
+    finally:
+        for p in holders:
+            p.kill()
+            p.wait(5)
+
+
+def test_force_unmount_false_fails_in_time_and_names_the_holder(fs):
+    assert fs("start").rc == 0
+    holder = subprocess.Popen(["sleep", "600"], cwd=fs.mnt)
+    try:
+        time.sleep(0.3)
+        stopped = fs("stop", timeout=3000, force_unmount="false")
+        assert stopped.rc == OCF["ERR_GENERIC"] and stopped.seconds < 4, stopped
+        assert "still mounted" in stopped.reason and "sleep" in stopped.reason
+        assert holder.poll() is None and mounted(fs.mnt)
+    finally:
+        holder.kill()
+        holder.wait(5)
+    assert fs("stop").rc == 0
+
+
+def test_mount_kept_recognised_when_the_device_link_vanishes(fs, workdir):
+    """The scenario's device is a /dev/disk/by-path link that disappears with the iSCSI
+    session: the filesystem is still mounted, so monitor and stop must still see it."""
+    link = os.path.join(workdir, "by-path-lun1")
+    os.symlink(fs.disk.device, link)
+    assert fs("start", device=link).rc == 0
+    os.unlink(link)
+    assert fs("monitor", device=link).rc == 0  # remembered device number
+    assert fs.probe(device=link).rc == 0
+    assert fs("stop", device=link).rc == 0 and not mounted(fs.mnt)
+
+
+def test_another_filesystem_on_the_mount_point_is_not_ours(fs, agent, workdir):
+    other = LoopDisk(workdir, "other")
+    try:
+        os.makedirs(fs.mnt)
+        subprocess.run(["mount", other.device, fs.mnt], check=True, timeout=30)
+        assert fs("monitor").rc == OCF["NOT_RUNNING"]
+        started = fs("start")
+        assert started.rc == OCF["ERR_GENERIC"] and "refusing to mount" in started.reason
+        assert fs("stop").rc == 0
+        assert mounted(fs.mnt)  # the other one is left alone
+    finally:
+        other.cleanup(fs.mnt)
+
+
+def test_local_filesystem_refused_in_a_clone(fs):
+    clone = {"OCF_RESKEY_CRM_meta_clone": "0", "OCF_RESKEY_CRM_meta_clone_max": "2"}
+    started = fs("start", extra=clone)
+    assert started.rc == OCF["ERR_CONFIGURED"] and "local filesystem" in started.reason
+    assert not mounted(fs.mnt)
+    assert fs("start", extra=clone, force_clones="true").rc == 0
+    assert fs("stop", extra=clone).rc == 0
+
+
+def test_ocfs2_without_kernel_support_is_not_installed(fs):
+    started = fs("start", fstype="ocfs2", extra={"OCF_RESKEY_CRM_meta_clone_max": "2"})
+    assert started.rc == OCF["ERR_INSTALLED"], started
+    assert "does not support ocfs2" in started.reason
+
+
+def test_bad_parameters_and_missing_device(fs):
+    result = fs("start", directory="relative/dir", fstype="ext4;rm", options="a b")
+    assert result.rc == OCF["ERR_CONFIGURED"]
+    for name in ("directory", "fstype", "options"):
+        assert name in result.reason
+    assert fs("start", directory="/").rc == OCF["ERR_CONFIGURED"]
+    missing = fs("start", device="/dev/hasf-no-such-disk")
+    assert missing.rc == OCF["ERR_INSTALLED"] and "not a block device" in missing.reason
+    assert fs.probe(device="").rc == OCF["NOT_RUNNING"]  # nothing recorded, nothing mounted
+
+
+def test_depth_10_on_a_device_that_fails(fs, workdir):
+    """The loop device's backing file replaced by nothing readable: the read check errors
+    out (never 'not running') while the mount itself is still there."""
+    assert fs("start").rc == 0
+    subprocess.run(["losetup", "-c", fs.disk.device], timeout=10)
+    with open(fs.disk.image, "r+b") as handle:
+        handle.truncate(0)
+    subprocess.run(["losetup", "-c", fs.disk.device], timeout=10)
+    result = fs("monitor", extra={"OCF_CHECK_LEVEL": "10"})
+    assert result.rc == OCF["ERR_GENERIC"], result
+    assert "reading 16 blocks" in result.reason
+    assert fs("monitor").rc == 0  # depth 0: still mounted
