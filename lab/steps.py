@@ -144,6 +144,24 @@ def ocf_iscsi_logical_unit(agent):
     return ok, "\n".join(lines)
 
 
+def ocf_filesystem(agent):
+    """ocf-tester on Filesystem: ext4 on a loop device (OCFS2 needs kernel modules)."""
+    work = world_readable_dir("hasf-lab-fs-")
+    image, mnt = os.path.join(work, "store.img"), os.path.join(work, "store")
+    with open(image, "wb") as handle:
+        handle.truncate(32 << 20)
+    sh(["mkfs.ext4", "-q", "-F", image], timeout=60)
+    device = sh(["losetup", "-f", "--show", image], timeout=30).stdout.strip()
+    try:
+        result = sh(["ocf-tester", "-n", "store", "-o", "device=" + device, "-o",
+                     "directory=" + mnt, "-o", "fstype=ext4", agent], timeout=300,
+                    env=dict(os.environ, HA_RSCTMP=os.path.join(work, "rsc")))
+    finally:
+        sh(["umount", mnt], timeout=30)
+        sh(["losetup", "-d", device], timeout=30)
+    return result.returncode == 0, "device %s\n%s" % (device, result.stdout.strip())
+
+
 def bin_hasf_cib(tool):
     """hasf-cib on the seed scenario: build, crm_verify, crm_simulate the crash test."""
     spec = os.path.join(REPO, "cib", "examples", "hasf-demo.toml")
@@ -161,7 +179,8 @@ def bin_hasf_cib(tool):
 RECIPES = {("ocf", "VirtualMachine"): ocf_virtual_machine, ("fence", "ipmi"): fence_ipmi,
            ("fence", "libvirt"): fence_libvirt, ("bin", "hasf-cib"): bin_hasf_cib,
            ("ocf", "iSCSITarget"): ocf_iscsi_target,
-           ("ocf", "iSCSILogicalUnit"): ocf_iscsi_logical_unit}
+           ("ocf", "iSCSILogicalUnit"): ocf_iscsi_logical_unit,
+           ("ocf", "Filesystem"): ocf_filesystem}
 
 
 def manifest():
