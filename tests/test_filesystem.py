@@ -230,3 +230,79 @@ def test_depth_10_on_a_device_that_fails(fs, workdir):
     assert result.rc == OCF["ERR_GENERIC"], result
     assert "reading 16 blocks" in result.reason
     assert fs("monitor").rc == 0  # depth 0: still mounted
+
+
+STORE = """\
+<primitive id="store" class="ocf" provider="hasf" type="Filesystem">
+  <instance_attributes id="store-ia">
+    <nvpair id="store-device" name="device" value="%(device)s"/>
+    <nvpair id="store-directory" name="directory" value="%(directory)s"/>
+    <nvpair id="store-fstype" name="fstype" value="ext4"/>
+  </instance_attributes>
+  <operations>
+    <op id="store-monitor" name="monitor" interval="2s" timeout="20s">
+      <instance_attributes id="store-monitor-ia">
+        <nvpair id="store-monitor-depth" name="OCF_CHECK_LEVEL" value="10"/>
+      </instance_attributes>
+    </op>
+    <op id="store-stop" name="stop" interval="0s" timeout="20s"/>
+  </operations>
+</primitive>
+"""
+
+
+def test_pacemaker_mounts_recovers_and_stops_a_busy_store(agent, workdir):
+    """Under a real Pacemaker node (its own mount namespace): started and monitored at depth
+    10 by pacemaker-execd; an unmount behind Pacemaker's back is detected and the store
+    mounted again; a process inside the node holding the mount does not stop the stop."""
+    from support.pacemaker import PacemakerCluster
+    from support.waiting import wait_until
+
+    disk = LoopDisk(workdir)
+    mnt = os.path.join(workdir, "pcmk-store")
+    binds = [(os.path.dirname(agent), "/usr/lib/ocf/resource.d/hasf")]
+    try:
+        with PacemakerCluster(["node1"], extra_binds=binds) as cluster:
+            cluster.wait_online(60)
+
+            def in_node_mounted():
+                return cluster.run("node1", ["mountpoint", "-q", mnt]).returncode == 0
+
+            def role():
+                for res in cluster.status().iter("resource"):
+                    if res.get("id") == "store":
+                        return res.get("role")
+                return None
+
+            def failcount():
+                out = cluster.run("node1", ["crm_failcount", "--query", "-r", "store",
+                                            "-N", "node1"]).stdout
+                return "value=" in out and "value=0" not in out
+            try:
+                created = cluster.run("node1", ["cibadmin", "-C", "-o", "resources", "-X",
+                                                STORE % {"device": disk.device,
+                                                         "directory": mnt}])
+                assert created.returncode == 0, created.stderr
+                wait_until(lambda: role() == "Started" and in_node_mounted(), 60, 0.5,
+                           "store mounted by pacemaker")
+                assert cluster.run("node1", ["umount", mnt]).returncode == 0
+                wait_until(failcount, 30, 0.5, "the lost mount noticed by the monitor")
+                wait_until(lambda: role() == "Started" and in_node_mounted(), 60, 0.5,
+                           "store mounted again")
+                node = cluster.nodes["node1"]
+                holder = node.host.popen(
+                    ["python3", "-c", "import os, time; os.chdir(%r); time.sleep(600)" % mnt],
+                    os.path.join(workdir, "holder.out"))
+                wait_until(lambda: os.readlink("/proc/%d/cwd" % holder.pid) == mnt, 10, 0.1,
+                           "the holder inside the mounted store")
+                stop = cluster.run("node1", ["crm_resource", "-r", "store", "--meta", "-p",
+                                             "target-role", "-v", "Stopped"])
+                assert stop.returncode == 0, stop.stderr
+                wait_until(lambda: role() == "Stopped" and not in_node_mounted(), 30, 0.5,
+                           "store stopped")
+                assert holder.wait(10) is not None
+            except AssertionError:
+                print(cluster.dump_logs(80))
+                raise
+    finally:
+        disk.cleanup(mnt)
