@@ -67,3 +67,30 @@ def test_meta_data_needs_no_environment(test_agent):
     result = subprocess.run([test_agent, "meta-data"], env={}, capture_output=True, text=True,
                             timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("<?xml")
+
+
+def _installed_ocf_agents():
+    from hasf.cib.agents import source_manifest
+
+    return [(name, module, function) for kind, name, module, function in source_manifest()
+            if kind == "ocf"]
+
+
+@pytest.mark.parametrize("name,module,function", _installed_ocf_agents(),
+                         ids=[entry[0] for entry in _installed_ocf_agents()])
+def test_every_installed_agent_has_valid_metadata(name, module, function, tmp_path):
+    """Each OCF agent `make install` lays out, exec'd as Pacemaker does: meta-data with no
+    environment at all, valid for the DTD and the RNG, named like its executable."""
+    import os
+
+    from testagents import install_test_agent
+
+    directory = str(tmp_path / "agents")
+    agent = install_test_agent(directory, name, module, function)
+    proc = subprocess.run([agent, "meta-data"], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert '<resource-agent name="%s"' % name in proc.stdout
+    for args in (["--valid"], ["--relaxng", os.path.join(DTD_DIR, "metadata.rng")]):
+        check = xmllint(args, proc.stdout)
+        assert check.returncode == 0, (args, check.stderr)
