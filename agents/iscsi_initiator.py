@@ -1,0 +1,220 @@
+"""ocf:hasf:iscsi -- an open-iscsi session to one target through one portal (the initiator).
+
+Anchor: heartbeat/iscsi, same parameter names.  Differences:
+
+- monitor reads the kernel's session from sysfs (no iscsiadm, no iscsid
+  round trip) and judges the *session* state, not the connection's (#168);
+- start waits -- within its timeout, never forever -- until the session is
+  logged in and its LUNs are block devices, then (udev=true) for udev;
+- discovery_type=static creates the node record from portal + target
+  without a discovery, for targets behind NAT or that announce unreachable
+  portals;
+- stop refuses to log out while a disk of the session is mounted or held by
+  device-mapper: logging out under a mounted filesystem throws away its
+  writes.  Stop the Filesystem first (order constraints do that).
+"""
+
+import os
+
+from hasf import ocf
+from hasf.agents import iscsi_sessions
+from hasf.agents.tgt import is_iscsi_name
+
+DEFAULT_PORT = "3260"
+
+
+def _is_portal(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, DEFAULT_PORT
+    host = host.strip("[]")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and \
+        all(c.isalnum() or c in ".-:" for c in host)
+
+
+def normal_portal(text):
+    """address:port with the default port added (what sysfs shows)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port or (":" in host and not host.endswith("]")):
+        return "%s:%s" % (text, DEFAULT_PORT)
+    return text
+
+
+class ISCSIInitiator(ocf.ResourceAgent):
+    name, version = "iscsi", "1.0"
+    shortdesc = "iSCSI initiator session (open-iscsi)"
+    longdesc = (
+        "Logs this node in to an iSCSI target through one portal, so its LUNs appear as block "
+        "devices; usually a clone, ordered after the target and before the filesystems on its "
+        "LUNs. Parameter names follow ocf:heartbeat:iscsi.")
+    parameters = (
+        ocf.Parameter("portal", ocf.Checked(_is_portal, "address[:port]"), required=True,
+                      shortdesc="Portal address",
+                      longdesc="The target's portal, address[:port] (port 3260 if omitted)."),
+        ocf.Parameter("target", ocf.Checked(is_iscsi_name, "an iSCSI name (iqn., eui., naa.)"),
+                      required=True, unique=True, shortdesc="Target IQN",
+                      longdesc="The IQN of the target to log in to."),
+        ocf.Parameter("discovery_type", ocf.Choice("sendtargets", "static"),
+                      default="sendtargets", shortdesc="Discovery",
+                      longdesc="sendtargets: ask the portal which targets it offers (the node "
+                               "record is made by discovery); static: make the node record "
+                               "from portal and target directly."),
+        ocf.Parameter("iscsiadm", ocf.Path(), default="/usr/sbin/iscsiadm",
+                      shortdesc="iscsiadm", longdesc="The iscsiadm program."),
+        ocf.Parameter("udev", ocf.Boolean(), default=True, shortdesc="Wait for udev",
+                      longdesc="After login, wait (within the start timeout) for udev to make "
+                               "the /dev/disk/by-path links filesystems are usually named by."),
+        ocf.Parameter("try_recovery", ocf.Boolean(), default=False,
+                      shortdesc="Ride out session recovery",
+                      longdesc="A session in recovery (FAILED) fails the monitor, unless this "
+                               "is true: then the monitor waits within its timeout for the "
+                               "kernel to log in again."),
+    )
+    actions = (ocf.Action("start", 120), ocf.Action("stop", 120),
+               ocf.Action("monitor", 30, interval=120, depth=0), ocf.Action("validate-all", 10))
+
+    @property
+    def portal(self):
+        return normal_portal(self.params.portal)
+
+    def validate(self):
+        if not os.access(self.params.iscsiadm, os.X_OK):
+            raise ocf.NotInstalled("%s is not installed (package open-iscsi)"
+                                   % self.params.iscsiadm)
+
+    # --- monitor ------------------------------------------------------------------------
+    def monitor(self):
+        if self.params.target is None or self.params.portal is None:
+            if self.invocation.is_probe and not iscsi_sessions.sessions():
+                return ocf.NOT_RUNNING  # no session at all on this node
+            raise ocf.NotConfigured("; ".join(self.problems))
+        found = iscsi_sessions.find(self.params.target, self.portal)
+        if not found:
+            return ocf.NOT_RUNNING
+        if any(s.logged_in for s in found):
+            return ocf.SUCCESS
+        if self.params.try_recovery and not self.invocation.is_probe:
+            if self.deadline.wait_for(self._logged_in, 1.0):
+                return ocf.SUCCESS
+        raise ocf.GenericError("session to %s at %s is %s (in recovery: the target or the "
+                               "network is unreachable)" % (self.params.target, self.portal,
+                                                            found[0].state))
+
+    def _logged_in(self):
+        found = iscsi_sessions.find(self.params.target, self.portal)
+        return found if any(s.logged_in for s in found) else None
+
+    # --- start --------------------------------------------------------------------------
+    def start(self):
+        if self._logged_in():
+            return None
+        self._node_record()
+        result = self._iscsiadm("-m", "node", "-T", self.params.target, "-p", self.portal,
+                                "--login")
+        if not result.ok and result.rc != 15:  # 15: session already exists
+            raise ocf.GenericError("login to %s at %s failed: %s" % (
+                self.params.target, self.portal, result.summary()))
+        found = self.deadline.wait_for(self._ready, 0.2, 1.0)
+        if not found:
+            raise ocf.GenericError("no logged-in session with block devices to %s at %s "
+                                   "within the start timeout" % (self.params.target,
+                                                                 self.portal))
+        if self.params.udev:
+            self._settle()
+        self.log.info("logged in to %s at %s: %s" % (self.params.target, self.portal,
+                                                    ", ".join(found[0].disks)))
+        return None
+
+    def _ready(self):
+        found = self._logged_in()
+        return found if found and found[0].disks else None
+
+    def _node_record(self):
+        p = self.params
+        if p.discovery_type == "static":
+            result = self._iscsiadm("-m", "node", "-T", p.target, "-p", self.portal, "-o", "new")
+            if not result.ok and result.rc != 15:  # 15: the record exists
+                raise ocf.GenericError("creating the node record failed: %s" % result.summary())
+            return
+        result = self._iscsiadm("-m", "discovery", "-t", "sendtargets", "-p", self.portal)
+        if not result.ok:
+            raise ocf.GenericError("discovery at %s failed: %s" % (self.portal,
+                                                                   result.summary()))
+        offered = [line.split() for line in result.stdout.splitlines() if line.strip()]
+        portals = [words[0].split(",")[0] for words in offered
+                   if len(words) > 1 and words[1] == p.target]
+        if self.portal not in portals:
+            raise ocf.GenericError(
+                "discovery at %s offers %s at %s, not at %s; set discovery_type=static" % (
+                    self.portal, p.target, ", ".join(portals) or "no portal", self.portal)
+                if portals else "discovery at %s does not offer %s" % (self.portal, p.target))
+
+    def _settle(self):
+        from hasf.runner import CommandError, run
+
+        try:
+            run(["udevadm", "settle", "--timeout=%d" % max(1, int(self.deadline.remaining()
+                                                                   - 1))],
+                deadline=self.deadline, log=self.log)
+        except CommandError as exc:  # no udev (a container, a minimal guest): links may lag
+            self.log.warning("udevadm settle: %s" % exc.message)
+
+    # --- stop ---------------------------------------------------------------------------
+    def stop(self):
+        if self.params.target is None or self.params.portal is None:
+            if not iscsi_sessions.sessions():
+                return None
+            raise ocf.NotConfigured("cannot tell which session to end: %s"
+                                    % "; ".join(self.problems))
+        found = iscsi_sessions.find(self.params.target, self.portal)
+        if not found:
+            return None
+        busy = [use for session in found for use in _in_use(session.disks)]
+        if busy:
+            raise ocf.GenericError("not logging out of %s: %s (stop what uses it first)"
+                                   % (self.params.target, "; ".join(busy)))
+        result = self._iscsiadm("-m", "node", "-T", self.params.target, "-p", self.portal,
+                                "--logout")
+        if not result.ok and result.rc != 21:  # 21: no session (gone meanwhile)
+            raise ocf.GenericError("logout from %s failed: %s" % (self.params.target,
+                                                                 result.summary()))
+        if not self.deadline.wait_for(lambda: not iscsi_sessions.find(self.params.target,
+                                                                       self.portal), 0.2, 1.0):
+            raise ocf.GenericError("the session to %s is still there after logout"
+                                   % self.params.target)
+        return None
+
+    def _iscsiadm(self, *args):
+        from hasf.runner import CommandNotFound, run
+
+        try:
+            return run([self.params.iscsiadm] + list(args), timeout=60, deadline=self.deadline,
+                       log=self.log)
+        except CommandNotFound:
+            raise ocf.NotInstalled("%s is not installed (package open-iscsi)"
+                                   % self.params.iscsiadm) from None
+
+
+def _in_use(disks, sysfs=iscsi_sessions.SYSFS):
+    """What holds these disks or their partitions: mounts and device-mapper holders."""
+    from hasf.agents import mounts
+
+    table = mounts.mounts()
+    uses = []
+    for disk in disks:
+        base = os.path.join(sysfs, "block", disk)
+        names = [disk] + [p for p in iscsi_sessions.entries(base) if p.startswith(disk)]
+        for name in names:
+            node = os.path.join(base, name) if name != disk else base
+            number = iscsi_sessions.read_attr(os.path.join(node, "dev"))
+            if number:
+                major, _, minor = number.partition(":")
+                for mount in table:
+                    if mount.device == (int(major), int(minor)):
+                        uses.append("/dev/%s is mounted on %s" % (name, mount.mount_point))
+            for holder in iscsi_sessions.entries(os.path.join(node, "holders")):
+                uses.append("/dev/%s is held by %s" % (name, holder))
+    return uses
+
+
+main = ocf.main_for(ISCSIInitiator)
