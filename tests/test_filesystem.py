@@ -1,10 +1,10 @@
 """ocf:hasf:Filesystem against real ext4 filesystems on loop devices.
 
-OCFS2 cannot be mounted on this machine (no kernel modules: no ocfs2, no
-o2cb); what this file proves with ext4 -- mount matching by device number,
-holders found through /proc, bounded stop, clone refusal -- is fstype-
-independent, and the OCFS2-specific refusal ("kernel does not support") is
-tested for real.  Every mount and loop device is undone afterwards, whatever
+OCFS2 cannot be mounted on this host (no kernel modules); what this file
+proves with ext4 -- mount matching by device number, holders found through
+/proc, bounded stop, clone refusal -- is fstype-independent, the refusal of
+ocfs2 without kernel support is tested here for real, and an OCFS2 mount by
+this agent runs in a guest kernel (tests/test_iscsi_guest.py).  Every mount and loop device is undone afterwards, whatever
 the test did.
 """
 
