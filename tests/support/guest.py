@@ -98,6 +98,8 @@ PACKAGES = (
     "e2fsprogs",
     "procps",
     "psmisc",
+    # ClusterLabs' agents (heartbeat/iscsi, Filesystem): the benchmark anchors inside guests
+    "resource-agents",
 )
 
 # command on the host -> Debian package providing it
