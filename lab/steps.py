@@ -145,7 +145,7 @@ def ocf_iscsi_logical_unit(agent):
 
 
 def ocf_filesystem(agent):
-    """ocf-tester on Filesystem: ext4 on a loop device (OCFS2 needs kernel modules)."""
+    """ocf-tester on Filesystem: ext4 on a loop device (its OCFS2 mount: the iscsi step)."""
     work = world_readable_dir("hasf-lab-fs-")
     image, mnt = os.path.join(work, "store.img"), os.path.join(work, "store")
     with open(image, "wb") as handle:
@@ -160,6 +160,23 @@ def ocf_filesystem(agent):
         sh(["umount", mnt], timeout=30)
         sh(["losetup", "-d", device], timeout=30)
     return result.returncode == 0, "device %s\n%s" % (device, result.stdout.strip())
+
+
+def ocf_iscsi(agent):
+    """The storage path in a guest kernel: SAN -> open-iscsi login -> OCFS2 mounted -> stopped."""
+    from support import storage_path
+    from support.guest import guest_image
+    from testagents import hasf_site
+
+    agents_dir = os.path.dirname(agent)
+    host_agents = {name: os.path.join(agents_dir, name)
+                   for name in ("iSCSITarget", "iSCSILogicalUnit")}
+    outcome = storage_path.run(guest_image(), world_readable_dir("hasf-lab-path-"),
+                               host_agents, hasf_site()[0])
+    text = "%s\nhost sees on the LUN's OCFS2: %s" % (
+        outcome.table(), " ".join(line.split()[-1] for line in outcome.listing.splitlines()
+                                  if "written-by" in line) or "nothing")
+    return outcome.ok, text
 
 
 def bin_hasf_cib(tool):
@@ -180,7 +197,7 @@ RECIPES = {("ocf", "VirtualMachine"): ocf_virtual_machine, ("fence", "ipmi"): fe
            ("fence", "libvirt"): fence_libvirt, ("bin", "hasf-cib"): bin_hasf_cib,
            ("ocf", "iSCSITarget"): ocf_iscsi_target,
            ("ocf", "iSCSILogicalUnit"): ocf_iscsi_logical_unit,
-           ("ocf", "Filesystem"): ocf_filesystem}
+           ("ocf", "Filesystem"): ocf_filesystem, ("ocf", "iscsi"): ocf_iscsi}
 
 
 def manifest():
