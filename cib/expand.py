@@ -49,8 +49,9 @@ AGENTS = {
                                                     "path": "path"}),
     "initiator": Role("ocf:hasf:iscsi", {"portal": "portal", "iqn": "target"},
                       ops={"start": 120, "stop": 120, "monitor": (30, 30)}),
-    "membership": Role("ocf:hasf:OCFS2Membership", ops={"start": 60, "stop": 60,
-                                                        "monitor": (20, 30)}, notify=True),
+    "membership": Role("ocf:hasf:OCFS2Membership", {"nodes": "nodes",
+                                                    "cluster_name": "cluster_name"},
+                       ops={"start": 60, "stop": 60, "monitor": (20, 30)}, notify=True),
 }
 FENCE_MONITOR = "60s"
 #: names of the resources the scenario generates besides the spec's own
@@ -237,7 +238,13 @@ class Expander:
 
     def membership(self):
         role = self.role("membership")
-        primitive = build.primitive(self.ids.new(MEMBERSHIP), role.agent, self.ids,
+        params = {}
+        if self.s.ocfs2 is not None:
+            if role.agent == AGENTS["membership"].agent:  # hasf's: the node list from [ocfs2]
+                params = role.map(nodes=self.s.ocfs2.nodes_param(self.s.node_names) or None,
+                                  cluster_name=self.s.ocfs2.cluster_name)
+            params.update(self.s.ocfs2.params)
+        primitive = build.primitive(self.ids.new(MEMBERSHIP), role.agent, self.ids, params,
                                     ops=self.ops(role, role.agent))
         return self.add_clone(MEMBERSHIP, primitive,
                               self.clone_meta(role.agent, role)).get("id")

@@ -94,6 +94,7 @@ class Scenario:
         self.workloads = []
         self.stonith_enabled = True
         self.agents = {}         # role -> agent replacing hasf.cib.expand.AGENTS[role].agent
+        self.ocfs2 = None        # Ocfs2: o2cb's cluster name and every node's o2net address
 
     @property
     def node_names(self):
@@ -181,7 +182,7 @@ def loads(text, source="spec", collect=False):
 
 
 TOP_KEYS = ("cluster", "agents", "resource-defaults", "op-defaults", "fence",
-            "fencing-topology", "san", "store", "vm", "resource")
+            "fencing-topology", "san", "ocfs2", "store", "vm", "resource")
 #: roles whose agent [agents] may replace (see hasf.cib.expand.AGENTS)
 ROLES = ("vm", "filesystem", "iscsi-target", "iscsi-lun", "initiator", "membership")
 
@@ -204,6 +205,8 @@ def parse(data, source="spec", collect=False):
     _topology(r, s, r.table(data.get("fencing-topology"), "[fencing-topology]"))
     if "san" in data:
         _san(r, s, r.table(data["san"], "[san]"))
+    if "ocfs2" in data:
+        _ocfs2(r, s, r.table(data["ocfs2"], "[ocfs2]"))
     for i, item in enumerate(_array(r, data, "store")):
         _store(r, s, item, "[[store]] #%d" % (i + 1))
     for kind in ("vm", "resource"):
@@ -347,6 +350,38 @@ def _san(r, s, table):
                 r.scalars(table, "target-params", where),
                 r.scalars(table, "initiator-params", where),
                 r.strings(table, "initiators", where))
+
+
+class Ocfs2:
+    """OCFS2's own (o2cb) cluster: its name, each node's o2net IPv4 address, extra params."""
+
+    def __init__(self, cluster_name, addresses, params):
+        self.cluster_name, self.addresses, self.params = cluster_name, addresses, params
+
+    def nodes_param(self, node_names):
+        """The membership agent's `nodes`: name:address in cluster order (= o2cb numbers)."""
+        return " ".join("%s:%s" % (n, self.addresses[n]) for n in node_names
+                        if n in self.addresses)
+
+
+def _ocfs2(r, s, table):
+    where = "[ocfs2]"
+    r.keys(table, where, ("cluster-name", "addresses", "params"))
+    addresses = {}
+    for node, address in r.scalars(table, "addresses", where).items():
+        parts = str(address).split(".")
+        if not (len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)):
+            r.p.error(where, "addresses.%s must be an IPv4 address (o2net speaks IPv4)" % node)
+        elif node not in s.node_names:
+            r.p.error(where, "addresses.%s: no such node in [cluster] nodes" % node)
+        else:
+            addresses[node] = str(address)
+    missing = [n for n in s.node_names if n not in addresses]
+    if missing:
+        r.p.error(where, "addresses must give every node's o2net address; missing: %s"
+                  % ", ".join(missing))
+    s.ocfs2 = Ocfs2(r.string(table, "cluster-name", where), addresses,
+                    r.scalars(table, "params", where))
 
 
 def _store(r, s, table, where):

@@ -147,6 +147,7 @@ def test_cli_writes_nothing_for_a_bad_spec(tmp_path, capsys):
 
 def test_node_named_like_a_resource_breaks_nothing():
     text = open(DEMO).read().replace('"node1"', '"vm1"').replace('"node2"', '"imagestore"')
+    text = text.replace("node1 = ", "vm1 = ").replace("node2 = ", "imagestore = ")
     s = spec.loads(text)
     cib, problems = expand.expand(s, AgentCatalog(**NO_AGENTS))
     root = cib.root
@@ -198,3 +199,16 @@ def test_installed_package_ships_the_demo_and_prints_it(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == open(DEMO).read()
+
+
+def test_ocfs2_addresses_checked_and_passed_to_the_membership_agent():
+    base = open(DEMO).read()
+    with pytest.raises(SpecError) as info:
+        spec.loads(base.replace('node2 = "192.168.10.2"', 'node3 = "not-an-ip"'))
+    text = str(info.value)
+    assert "addresses.node3 must be an IPv4 address" in text and "missing: node2" in text
+    cib, _ = expand.expand(spec.loads(base), AgentCatalog(**NO_AGENTS))
+    members = cib.root.find(".//primitive[@id='ocfs2-membership']")
+    params = {nv.get("name"): nv.get("value") for nv in members.iter("nvpair")}
+    assert params["nodes"] == "node1:192.168.10.1 node2:192.168.10.2"
+    assert params["cluster_name"] == "ocfs2"
