@@ -179,6 +179,18 @@ def ocf_iscsi(agent):
     return outcome.ok, text
 
 
+def ocf_ocfs2_membership(agent):
+    """Two guest nodes mount one OCFS2 volume through o2cb as OCFS2Membership registers it."""
+    from support import ocfs2_cluster
+    from support.guest import guest_image
+    from testagents import hasf_site
+
+    outcome = ocfs2_cluster.run(guest_image(), world_readable_dir("hasf-lab-o2-"),
+                                hasf_site()[0])
+    problems = outcome.problems()
+    return not problems, outcome.table() + "".join("\nPROBLEM " + p for p in problems)
+
+
 def bin_hasf_cib(tool):
     """hasf-cib on the seed scenario: build, crm_verify, crm_simulate the crash test."""
     spec = os.path.join(REPO, "cib", "examples", "hasf-demo.toml")
@@ -197,7 +209,8 @@ RECIPES = {("ocf", "VirtualMachine"): ocf_virtual_machine, ("fence", "ipmi"): fe
            ("fence", "libvirt"): fence_libvirt, ("bin", "hasf-cib"): bin_hasf_cib,
            ("ocf", "iSCSITarget"): ocf_iscsi_target,
            ("ocf", "iSCSILogicalUnit"): ocf_iscsi_logical_unit,
-           ("ocf", "Filesystem"): ocf_filesystem, ("ocf", "iscsi"): ocf_iscsi}
+           ("ocf", "Filesystem"): ocf_filesystem, ("ocf", "iscsi"): ocf_iscsi,
+           ("ocf", "OCFS2Membership"): ocf_ocfs2_membership}
 
 
 def manifest():

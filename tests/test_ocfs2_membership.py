@@ -10,27 +10,15 @@ other wrote while both have it mounted, and everything stops in order.
 
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
+from support import ocfs2_cluster
 from support.ocfrun import AgentRun
 from support.storage_path import GUEST_LAUNCHER, ocf
+from support.ocfs2_cluster import NODES
 from testagents import hasf_site, install_test_agent
-
-NODES = "node1:192.168.213.1 node2:192.168.213.2"
-WAIT_FOR_FILE = """
-import os, sys, time
-path, limit = sys.argv[1], float(sys.argv[2])
-end = time.monotonic() + limit
-while not os.path.exists(path):
-    if time.monotonic() > end:
-        sys.exit("%s did not appear in %.0fs" % (path, limit))
-    os.listdir(os.path.dirname(path))  # a directory read takes the cluster lock
-    time.sleep(0.2)
-print(open(path).read().strip())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -67,74 +55,9 @@ def image():
         pytest.skip("no guest image: %s" % exc)
 
 
-def _node_steps(guest, lib, me, other):
-    for name, module in (("OCFS2Membership", "hasf.ocfs2_membership.agent"),
-                         ("Filesystem", "hasf.agents.filesystem")):
-        with open(guest.host_path(name), "w") as handle:
-            handle.write(GUEST_LAUNCHER % (lib, module))
-        os.chmod(guest.host_path(name), 0o755)
-    with open(guest.host_path("wait.py"), "w") as handle:
-        handle.write(WAIT_FOR_FILE)
-    members, fs = guest.guest_path("OCFS2Membership"), guest.guest_path("Filesystem")
-    clone = {"CRM_meta_on_node": me, "CRM_meta_clone": "0", "CRM_meta_clone_max": "2"}
-    o2 = dict(clone, nodes=NODES, cluster_name="hasf")
-    store = dict(clone, device="/dev/vdb", directory="/mnt/shared", fstype="ocfs2")
-    from support.guest import Command
-
-    wait = ["python3", guest.guest_path("wait.py")]
-    return [
-        ("probe", ocf(members, "monitor", **o2)),
-        ("start", ocf(members, "start", **o2)),
-        ("monitor", ocf(members, "monitor", 20000, **o2)),
-        ("o2nm", ["ls", "/sys/kernel/config/cluster/hasf/node"]),
-        ("fs-start", Command(tuple(ocf(fs, "start", **store)), timeout=120)),
-        ("write", ["cp", "/etc/hostname", "/mnt/shared/from-" + me]),
-        ("read", Command(tuple(wait + ["/mnt/shared/from-" + other, "120"]), timeout=130)),
-        ("linger", ["sleep", "3"]),                         # the other node reads ours too
-        ("busy-stop", ocf(members, "stop", **o2)),          # refused: OCFS2 mounted
-        ("fs-stop", Command(tuple(ocf(fs, "stop", **store)), timeout=90)),
-        ("regions", ["ls", "/sys/kernel/config/cluster/hasf/heartbeat"]),
-        ("stop", Command(tuple(ocf(members, "stop", **dict(o2, CRM_meta_timeout="30000"))),
-                         timeout=90)),
-        ("after", ocf(members, "monitor", 20000, **o2)),
-    ]
-
-
-EXPECTED = {"probe": 7, "start": 0, "monitor": 0, "o2nm": 0, "fs-start": 0, "write": 0,
-            "read": 0, "linger": 0, "busy-stop": 1, "fs-stop": 0, "regions": 0, "stop": 0, "after": 7}
-
-
 def test_two_nodes_mount_one_ocfs2_volume(image, tmp_path):
-    from support import guest as G
-
-    shared = str(tmp_path / "shared.img")
-    with open(shared, "wb") as handle:
-        handle.truncate(256 << 20)
-    subprocess.run(["mkfs.ocfs2", "-q", "-F", "-N", "2", "-L", "hasfshared", shared],
-                   check=True, timeout=120, capture_output=True)
-    port = G.free_tcp_port()
-    disk = [G.Disk(shared, shared=True, serial="shared0")]
-    node1 = G.Guest("node1", image=image, disks=disk, lan_listen=port,
-                    lan_address="192.168.213.1/24")
-    node2 = G.Guest("node2", image=image, disks=disk, lan_connect=port,
-                    lan_address="192.168.213.2/24")
-    with node1, node2:
-        plans = {}
-        for guest, me, other in ((node1, "node1", "node2"), (node2, "node2", "node1")):
-            lib = guest.copy_in(hasf_site()[0], "hasf-lib")
-            plans[me] = _node_steps(guest, lib, me, other)
-            guest.start_batch([argv for _, argv in plans[me]], modules=["ocfs2"], timeout=600)
-        results = {"node1": node1.wait_batch(), "node2": node2.wait_batch()}
-    for me, other in (("node1", "node2"), ("node2", "node1")):
-        got = {name: r for (name, _), r in zip(plans[me], results[me])}
-        shown = {n: (r.returncode, r.stdout[-200:], r.stderr[-600:]) for n, r in got.items()}
-        assert {n: r.returncode for n, r in got.items()} == EXPECTED, (me, shown)
-        assert got["o2nm"].stdout.split() == ["node1", "node2"]
-        assert got["read"].stdout.strip() == other  # the other node's hostname, via OCFS2
-        assert "still mounted on /mnt/shared" in got["busy-stop"].stderr
-    listing = subprocess.run(["debugfs.ocfs2", "-R", "ls -l /", shared], capture_output=True,
-                             text=True, timeout=60).stdout
-    assert "from-node1" in listing and "from-node2" in listing
+    outcome = ocfs2_cluster.run(image, str(tmp_path), hasf_site()[0])
+    assert outcome.problems() == [], outcome.table()
 
 
 def test_nodes_join_by_reload_and_notify(image, tmp_path):
