@@ -134,14 +134,29 @@ def _holds(pid_dir, device):
     return None
 
 
+def _mount_namespace(pid_dir):
+    try:
+        return os.readlink(os.path.join(pid_dir, "ns", "mnt"))
+    except OSError:
+        return None
+
+
 def holders(device, proc=PROC):
-    """Every process (but this one) using a file on the filesystem with this device number."""
+    """Every process (but this one) in this mount namespace using a file on the filesystem
+    with this device number.
+
+    Only this namespace: a process in another one (a container, a cluster node's private
+    namespace) holds its own copy of the mount, which does not keep this one busy -- and
+    must not be killed for it."""
     me = os.getpid()
+    ours = _mount_namespace(os.path.join(proc, "self"))
     found = []
     for name in os.listdir(proc):
         if not name.isdigit() or int(name) == me:
             continue
         pid_dir = os.path.join(proc, name)
+        if ours is not None and _mount_namespace(pid_dir) != ours:
+            continue
         how = _holds(pid_dir, device)
         if how is None:
             continue

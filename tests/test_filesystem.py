@@ -151,6 +151,30 @@ def test_stop_ends_every_kind_of_holder(fs):
             p.wait(5)
 
 
+def test_holders_in_other_mount_namespaces_are_left_alone(fs):
+    """A process in another mount namespace (a container, a node's private namespace) holds
+    its own copy of the mount, which does not keep this one busy: stop kills only the
+    holder here."""
+    assert fs("start").rc == 0
+    here = subprocess.Popen(["sleep", "600"], cwd=fs.mnt)
+    elsewhere = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "python3", "-c",
+         "import os, time; os.chdir(%r); time.sleep(600)" % fs.mnt])
+    try:
+        time.sleep(0.5)
+        assert here.poll() is None and elsewhere.poll() is None
+        stopped = fs("stop", timeout=20000)
+        assert stopped.rc == 0, stopped
+        assert not mounted(fs.mnt)
+        assert here.wait(5) is not None
+        assert elsewhere.poll() is None  # untouched
+        assert "%d (" % elsewhere.pid not in stopped.stderr
+    finally:
+        for proc in (here, elsewhere):
+            proc.kill()
+            proc.wait(5)
+
+
 def test_force_unmount_false_fails_in_time_and_names_the_holder(fs):
     assert fs("start").rc == 0
     holder = subprocess.Popen(["sleep", "600"], cwd=fs.mnt)
