@@ -318,3 +318,26 @@ def test_two_guests_share_a_disk_and_a_lan(image, workdir):
         assert handle.read(16) == b"written-by-node1"
     for path in dirs:
         assert_cleaned_up(path)
+
+
+def test_old_images_are_pruned_but_not_one_being_built(tmp_path):
+    """After a build, only the newest older image stays; one whose lock is held stays too."""
+    import fcntl
+
+    cache = str(tmp_path)
+    paths = []
+    for age, name in ((300, "oldest"), (200, "older"), (100, "old"), (0, "new")):
+        path = os.path.join(cache, name)
+        os.makedirs(path)
+        manifest = os.path.join(path, "manifest.json")
+        with open(manifest, "w") as handle:
+            handle.write("{}")
+        os.utime(manifest, (time.time() - age, time.time() - age))
+        paths.append(path)
+    busy = os.open(paths[0] + ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    try:
+        G._prune(cache, keep=paths[3])
+    finally:
+        os.close(busy)
+    assert [os.path.isdir(p) for p in paths] == [True, False, True, True]

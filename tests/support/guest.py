@@ -723,10 +723,37 @@ def guest_image(packages=PACKAGES, cache_root=CACHE_ROOT, build_timeout=BUILD_TI
             except OSError:
                 pass  # the next builder removes it (under the lock)
             raise
+        _prune(cache_root, keep=final)
     image = _load_image(final)
     if image is None:
         raise RuntimeError("built %s but cannot load it" % final)
     return image
+
+
+#: finished images kept in the cache besides a newly built one (older keys are removed)
+KEEP_OLD_IMAGES = 1
+
+
+def _prune(cache_root, keep):
+    """Remove all but the newest KEEP_OLD_IMAGES other images (~720 MB each), each only
+    if its lock is free at that moment (nobody is building it)."""
+    others = []
+    for name in os.listdir(cache_root):
+        path = os.path.join(cache_root, name)
+        if path != keep and not name.startswith(".") and os.path.isfile(
+                os.path.join(path, "manifest.json")):
+            others.append((os.path.getmtime(os.path.join(path, "manifest.json")), path))
+    for _, path in sorted(others, reverse=True)[KEEP_OLD_IMAGES:]:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            _safe_rmtree(path)
+        finally:
+            os.close(fd)
 
 
 # -- guests ------------------------------------------------------------------------
