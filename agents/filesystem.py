@@ -136,18 +136,13 @@ class Filesystem(RememberingAgent):
             return any(line.split()[-1] == fstype for line in handle if line.strip())
 
     # --- monitor ------------------------------------------------------------------------
-    def monitor(self):
-        identity = self.identity()
-        if identity is None:
-            if self.invocation.is_probe:
-                return ocf.NOT_RUNNING  # nothing was ever mounted here with these parameters
-            raise ocf.NotConfigured("; ".join(self.problems))
-        mount = self._ours(*identity)
+    def state_of(self, device, directory):
+        mount = self._ours(device, directory)
         if mount is None:
             return ocf.NOT_RUNNING
         level = self.check_level
         if level >= 10:
-            self._read_test(identity[0], mount)
+            self._read_test(device, mount)
         if level >= 20:
             self._write_test(mount)
         return ocf.SUCCESS
@@ -247,23 +242,16 @@ class Filesystem(RememberingAgent):
                                                                       result.summary()))
 
     # --- stop ---------------------------------------------------------------------------
-    def stop(self):
-        identity = self.identity()
-        if identity is None:
-            self.log.warning("no usable device/directory and nothing recorded: nothing was "
-                             "mounted here")
-            return None
-        device, directory = identity[0], os.path.normpath(identity[1])
-        release = Release(self, device, directory)
-        if not self.deadline.wait_for(release.attempt, 0.1, 1.0):
+    def release(self, device, directory):
+        directory = os.path.normpath(directory)
+        unmount = Unmount(self, device, directory)
+        if not self.deadline.wait_for(unmount.attempt, 0.1, 1.0):
             raise ocf.GenericError("%s is still mounted on %s after %.0fs of stop%s"
                                    % (device, directory, self.deadline.seconds,
-                                      release.blame()))
-        self.forget()
-        return None
+                                      unmount.blame()))
 
 
-class Release:
+class Unmount:
     """Unmount rounds for stop: umount; if busy, signal the holders (TERM, then KILL)."""
 
     def __init__(self, agent, device, directory):

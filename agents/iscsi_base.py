@@ -67,18 +67,6 @@ class TgtResource(RememberingAgent):
 
         require_tgtadm()
 
-    def monitor(self):
-        identity = self.identity()
-        if identity is None:
-            if self.invocation.is_probe:
-                return ocf.NOT_RUNNING  # nothing was ever started here with these parameters
-            raise ocf.NotConfigured("; ".join(self.problems))
-        return self.state_of(*identity)
-
-    def state_of(self, *identity):
-        """SUCCESS or NOT_RUNNING for the resource with these identity fields."""
-        raise NotImplementedError
-
     @property
     def tgt(self):
         from hasf.agents.tgt import Tgt

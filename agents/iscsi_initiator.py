@@ -18,7 +18,8 @@ import os
 
 from hasf import ocf
 from hasf.agents import iscsi_sessions
-from hasf.agents.tgt import is_iscsi_name
+from hasf.addresses import is_iscsi_name
+from hasf.kernelfs import entries, read_attr
 
 DEFAULT_PORT = "3260"
 
@@ -203,16 +204,16 @@ def _in_use(disks, sysfs=iscsi_sessions.SYSFS):
     uses = []
     for disk in disks:
         base = os.path.join(sysfs, "block", disk)
-        names = [disk] + [p for p in iscsi_sessions.entries(base) if p.startswith(disk)]
+        names = [disk] + [p for p in entries(base) if p.startswith(disk)]
         for name in names:
             node = os.path.join(base, name) if name != disk else base
-            number = iscsi_sessions.read_attr(os.path.join(node, "dev"))
+            number = read_attr(os.path.join(node, "dev"))
             if number:
                 major, _, minor = number.partition(":")
                 for mount in table:
                     if mount.device == (int(major), int(minor)):
                         uses.append("/dev/%s is mounted on %s" % (name, mount.mount_point))
-            for holder in iscsi_sessions.entries(os.path.join(node, "holders")):
+            for holder in entries(os.path.join(node, "holders")):
                 uses.append("/dev/%s is held by %s" % (name, holder))
     return uses
 

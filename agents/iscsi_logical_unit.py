@@ -13,7 +13,7 @@ import os
 
 from hasf import ocf
 from hasf.agents import iscsi_base as base
-from hasf.agents.tgt import is_iscsi_name
+from hasf.addresses import is_iscsi_name
 
 #: tgt's inquiry fields and their lengths (SPC: vendor 8, product 16, revision 4)
 _INQUIRY = (("scsi_id", 24, "SCSI ID (page 0x83)"), ("scsi_sn", 36, "SCSI serial number"),
@@ -111,19 +111,12 @@ class ISCSILogicalUnit(base.TgtResource):
         self.log.info("LUN %d of %s exports %s" % (lun, iqn, path))
         return None
 
-    def stop(self):
-        identity = self.identity()
-        if identity is None:
-            self.log.warning("no usable parameters and nothing recorded: nothing was started "
-                             "here")
-            return None
+    def release(self, iqn, lun, path):
         with self.tgt_lock():
-            if not self.deadline.wait_for(lambda: self._remove(*identity), 0.2, 1.0):
-                raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator that keeps logging in?) "
-                                       "after %.0fs of stop" % (identity[1], identity[0],
-                                                                self.deadline.seconds))
-        self.forget()
-        return None
+            if not self.deadline.wait_for(lambda: self._remove(iqn, lun, path), 0.2, 1.0):
+                raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator "
+                                       "that keeps logging in?) after %.0fs of stop"
+                                       % (lun, iqn, self.deadline.seconds))
 
     # --- helpers ------------------------------------------------------------------------
     def _find(self, iqn, lun, path):

@@ -16,6 +16,8 @@ Layout used (stable since Linux 2.6.2x):
 
 import os
 
+from hasf.kernelfs import entries, read_attr
+
 SYSFS = "/sys"
 
 
@@ -36,21 +38,6 @@ class Session:
     def __repr__(self):
         return "Session(%s %s @%s %s %s)" % (self.name, self.target, ",".join(self.portals),
                                             self.state, self.disks)
-
-
-def read_attr(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
-
-def entries(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return []
 
 
 def _portal(address, port):

@@ -18,36 +18,21 @@ names, so an existing configuration moves over unchanged.  Differences:
 
 from hasf import ocf
 from hasf.agents import iscsi_base as base
-from hasf.agents.tgt import is_iscsi_name
+from hasf.addresses import is_ip_network, is_iscsi_name
 
 DEFAULT_PORTAL = "0.0.0.0:3260"
 
 
 def _is_initiator_list(text):
-    return all(word == "ALL" or is_iscsi_name(word) or _is_address(word)
+    return all(word == "ALL" or is_iscsi_name(word) or is_ip_network(word)
                for word in text.split())
-
-
-def _is_address(text):
-    """An IPv4/IPv6 address or CIDR, as tgt's --initiator-address takes it.
-
-    Checked by hand: the ipaddress module costs every monitor exec ~3 ms."""
-    address, sep, prefix = text.strip("[]").partition("/")
-    if sep and not (prefix.isdigit() and int(prefix) <= 128):
-        return False
-    if "." in address and ":" not in address:
-        parts = address.split(".")
-        return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
-    groups = address.split(":")
-    return (2 < len(groups) <= 8 and address.count("::") <= 1 and
-            all(len(g) <= 4 and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups))
 
 
 def _is_portal_list(text):
     for word in text.split():
         host, sep, port = word.rpartition(":")
         if not (sep and host and port.isdigit() and 0 < int(port) < 65536 and
-                _is_address(host)):
+                is_ip_network(host)):
             return False
     return True
 
@@ -150,18 +135,11 @@ class ISCSITarget(base.TgtResource):
         self.log.info("target %s created as tid %d" % (iqn, tid))
         return None
 
-    def stop(self):
-        identity = self.identity()
-        if identity is None:
-            self.log.warning("no usable iqn and nothing recorded: nothing was started here")
-            return None
-        iqn = identity[0]
+    def release(self, iqn):
         with self.tgt_lock():
             if not self.deadline.wait_for(lambda: self._remove(iqn), 0.2, 1.0):
                 raise ocf.GenericError("target %s is still in tgtd after %.0fs of stop"
                                        % (iqn, self.deadline.seconds))
-        self.forget()
-        return None
 
     # --- helpers ------------------------------------------------------------------------
     def _free_tid(self, targets):

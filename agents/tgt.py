@@ -19,6 +19,7 @@ import os
 import struct
 
 from hasf.ocf.errors import CannotTell, GenericError, NotInstalled
+from hasf.addresses import is_iscsi_name
 from hasf.runner import CommandNotFound, CommandTimeout, resolve, run
 
 SOCKET_DIR = "/run/tgtd"
@@ -235,26 +236,3 @@ class TgtRefused(GenericError):
     def __init__(self, message, rc):
         super().__init__(message)
         self.rc = rc
-
-
-def is_iscsi_name(text):
-    """An iSCSI name (RFC 3720 3.2.6): iqn.YYYY-MM.…, eui.<16 hex>, naa.<16|32 hex>."""
-    lower = text.lower()
-    if lower.startswith("iqn."):
-        date = lower[4:11]
-        return (len(lower) > 12 and len(date) == 7 and date[4] == "-"
-                and date[:4].isdigit() and date[5:].isdigit() and lower[11] == "."
-                and len(text) <= 223 and _name_chars(lower[12:]))
-    if lower.startswith("eui."):
-        return len(lower) == 20 and _hex(lower[4:])
-    if lower.startswith("naa."):
-        return len(lower) in (20, 36) and _hex(lower[4:])
-    return False
-
-
-def _hex(text):
-    return all(c in "0123456789abcdef" for c in text)
-
-
-def _name_chars(text):
-    return bool(text) and all(c.isalnum() and c.isascii() or c in "-.:" for c in text)

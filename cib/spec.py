@@ -15,6 +15,7 @@ first one.
 
 import re
 
+from hasf.addresses import is_ipv4
 from hasf.cib import toml
 from hasf.cib.build import CibError, duration, score
 from hasf.cib.errors import Problems
@@ -369,8 +370,7 @@ def _ocfs2(r, s, table):
     r.keys(table, where, ("cluster-name", "addresses", "params"))
     addresses = {}
     for node, address in r.scalars(table, "addresses", where).items():
-        parts = str(address).split(".")
-        if not (len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)):
+        if not is_ipv4(str(address)):
             r.p.error(where, "addresses.%s must be an IPv4 address (o2net speaks IPv4)" % node)
         elif node not in s.node_names:
             r.p.error(where, "addresses.%s: no such node in [cluster] nodes" % node)

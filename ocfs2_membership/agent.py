@@ -22,16 +22,12 @@ node, before that node's OCFS2 Filesystem clones mount.
 """
 
 from hasf import ocf
+from hasf.addresses import is_ipv4
 from hasf.ocf.params import Checked
 from hasf.ocfs2_membership.o2nm import Node, NodeManager, O2nmError
 
 DEFAULT_PORT = 7777
 O2NM_MAX_NODES = 255
-
-
-def _is_ipv4(text):
-    parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
 def _is_node_name(text):
@@ -54,7 +50,7 @@ def _is_nodes(text):
     for word in words:
         name, sep, rest = word.partition(":")
         address, _, port = rest.partition(":")
-        if not (sep and _is_node_name(name) and _is_ipv4(address)
+        if not (sep and _is_node_name(name) and is_ipv4(address)
                 and (not port or (port.isdigit() and 0 < int(port) < 65536))):
             return False
     return 0 < len(words) <= O2NM_MAX_NODES and len(set(names)) == len(names)

@@ -18,6 +18,7 @@ done from the cluster's own configuration instead of a file on every node.
 import os
 
 from hasf.errors import HasfError
+from hasf.kernelfs import entries, read_attr
 
 CONFIGFS = "/sys/kernel/config"
 
@@ -34,14 +35,6 @@ class Node:
 
     def __repr__(self):
         return "%s=%d@%s:%d" % (self.name, self.number, self.address, self.port)
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
 
 
 def _write(path, value):
@@ -64,22 +57,15 @@ class NodeManager:
         return os.path.isdir(self.root)
 
     def clusters(self):
-        try:
-            return sorted(os.listdir(self.root))
-        except OSError:
-            return []
+        return entries(self.root)
 
     def nodes(self, cluster):
         """{name: Node} registered in cluster."""
         base = os.path.join(self.root, cluster, "node")
         found = {}
-        try:
-            names = os.listdir(base)
-        except OSError:
-            return found
-        for name in names:
+        for name in entries(base):
             path = os.path.join(base, name)
-            number, address, port = (_read(os.path.join(path, f))
+            number, address, port = (read_attr(os.path.join(path, f))
                                      for f in ("num", "ipv4_address", "ipv4_port"))
             found[name] = Node(name, int(number) if number and number.isdigit() else -1,
                                address or "", int(port) if port and port.isdigit() else 0)
@@ -89,7 +75,7 @@ class NodeManager:
         """The name of the node marked local, or None."""
         base = os.path.join(self.root, cluster, "node")
         for name in self.nodes(cluster):
-            if _read(os.path.join(base, name, "local")) == "1":
+            if read_attr(os.path.join(base, name, "local")) == "1":
                 return name
         return None
 
@@ -97,11 +83,7 @@ class NodeManager:
         """Heartbeat regions (directories; the files beside them are o2hb's settings):
         one per OCFS2 volume mounted (or being mounted) here."""
         base = os.path.join(self.root, cluster, "heartbeat")
-        try:
-            names = os.listdir(base)
-        except OSError:
-            return []
-        return sorted(n for n in names if os.path.isdir(os.path.join(base, n)))
+        return [n for n in entries(base) if os.path.isdir(os.path.join(base, n))]
 
     # --- changes --------------------------------------------------------------------------
     def register(self, cluster):

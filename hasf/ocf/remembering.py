@@ -8,12 +8,42 @@ it describes is gone too), and stop/monitor fall back to it.
 """
 
 from hasf.ocf.agent import ResourceAgent
+from hasf.ocf.errors import NotConfigured
+from hasf.ocf.exitcodes import NOT_RUNNING
 from hasf.ocf.state import StateFile, rsctmp, safe_name
 
 
 class RememberingAgent(ResourceAgent):
+    """monitor and stop work from the identity (parameters, else the record); a subclass
+    implements state_of(*identity) -> SUCCESS/NOT_RUNNING (or raises) and
+    release(*identity), which returns only once the resource is gone (or raises)."""
+
     #: the parameters that identify the resource, kept in the state file in this order
     identity_fields = ()
+
+    def monitor(self):
+        identity = self.identity()
+        if identity is None:
+            if self.invocation.is_probe:
+                return NOT_RUNNING  # nothing was ever started here with these parameters
+            raise NotConfigured("; ".join(self.problems))
+        return self.state_of(*identity)
+
+    def stop(self):
+        identity = self.identity()
+        if identity is None:
+            self.log.warning("no usable %s and nothing recorded: nothing was started here"
+                             % "/".join(self.identity_fields))
+            return None
+        self.release(*identity)
+        self.forget()
+        return None
+
+    def state_of(self, *identity):
+        raise NotImplementedError
+
+    def release(self, *identity):
+        raise NotImplementedError
 
     def state_file(self):
         key = self.invocation.instance or "default"
