@@ -53,3 +53,48 @@ def _fresh_secrets():
     forget_all()
     yield
     forget_all()
+
+
+@pytest.fixture(scope="session")
+def hasf_agent():
+    """hasf_agent(name, module) -> an installed-like launcher of that agent (made once).
+
+    In a world-readable directory: ocf-tester runs meta-data as `nobody`."""
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="hasf-agents-")
+    os.chmod(directory, 0o755)
+    made = {}
+
+    def launcher(name, module, function="main"):
+        if name not in made:
+            made[name] = install_test_agent(directory, name, module, function)
+        return made[name]
+    yield launcher
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def workdir():
+    """A world-readable scratch directory (agents may run as nobody), removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="hasf-test-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def guest_image():
+    """The cached Debian guest image (support.guest); skipped only when it cannot be built
+    here for a reason that is not a bug (no Debian mirror reachable, not root)."""
+    from support.guest import GuestImageUnavailable
+    from support.guest import guest_image as build
+
+    try:
+        return build()
+    except GuestImageUnavailable as exc:
+        pytest.skip("no guest image: %s" % exc)

@@ -11,24 +11,19 @@ the test did.
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from support.ocfrun import AgentRun
-from testagents import install_test_agent
 
 OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
        "NOT_RUNNING": 7}
 
 
 @pytest.fixture(scope="module")
-def agent():
-    directory = tempfile.mkdtemp(prefix="hasf-fs-agent-")
-    os.chmod(directory, 0o755)
-    yield install_test_agent(directory, "Filesystem", "hasf.agents.filesystem")
-    shutil.rmtree(directory, ignore_errors=True)
+def agent(hasf_agent):
+    return hasf_agent("Filesystem", "hasf.agents.filesystem")
 
 
 class LoopDisk:
@@ -51,14 +46,6 @@ class LoopDisk:
                     break
                 subprocess.run(["umount", "-l", point], timeout=30, capture_output=True)
         subprocess.run(["losetup", "-d", self.device], timeout=30, capture_output=True)
-
-
-@pytest.fixture
-def workdir():
-    path = tempfile.mkdtemp(prefix="hasf-fs-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,40 +6,16 @@ and everything stops in order (support.storage_path has the steps).
 """
 
 import json
-import os
-import shutil
-import tempfile
-
-import pytest
 
 from support import storage_path
-from testagents import hasf_site, install_test_agent
+from testagents import hasf_site
 
 
-@pytest.fixture(scope="module")
-def image():
-    from support.guest import GuestImageUnavailable, guest_image
-
-    try:
-        return guest_image()
-    except GuestImageUnavailable as exc:
-        pytest.skip("no guest image: %s" % exc)
-
-
-@pytest.fixture
-def workdir():
-    path = tempfile.mkdtemp(prefix="hasf-iscsi-guest-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_guest_logs_in_to_the_hasf_san_and_mounts_ocfs2(image, workdir):
-    agents = os.path.join(workdir, "host-agents")
-    host_agents = {name: install_test_agent(agents, name, module) for name, module in (
+def test_guest_logs_in_to_the_hasf_san_and_mounts_ocfs2(guest_image, workdir, hasf_agent):
+    host_agents = {name: hasf_agent(name, module) for name, module in (
         ("iSCSITarget", "hasf.agents.iscsi_target"),
         ("iSCSILogicalUnit", "hasf.agents.iscsi_logical_unit"))}
-    outcome = storage_path.run(image, workdir, host_agents, hasf_site()[0])
+    outcome = storage_path.run(guest_image, workdir, host_agents, hasf_site()[0])
     shown = json.dumps({n: [r.returncode, r.stderr[-400:]] for n, r in outcome.steps.items()},
                        indent=1)
     assert outcome.codes == storage_path.EXPECTED, shown

@@ -9,25 +9,19 @@ guests with a Debian kernel (tests/test_iscsi_guest.py).
 """
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
 from hasf.agents import iscsi_sessions
 from hasf.agents.iscsi_initiator import normal_portal
 from support.ocfrun import AgentRun
-from testagents import install_test_agent
 
 IQN = "iqn.2026-12.org.hasf.test:san"
 
 
 @pytest.fixture(scope="module")
-def agent():
-    directory = tempfile.mkdtemp(prefix="hasf-iscsi-init-")
-    os.chmod(directory, 0o755)
-    yield install_test_agent(directory, "iscsi", "hasf.agents.iscsi_initiator")
-    shutil.rmtree(directory, ignore_errors=True)
+def agent(hasf_agent):
+    return hasf_agent("iscsi", "hasf.agents.iscsi_initiator")
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from support.ocfrun import AgentRun
 from support.tgtd import Tgtd
-from testagents import install_test_agent
 
 IQN = "iqn.2026-12.org.hasf.test:san"
 OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
@@ -26,27 +24,16 @@ OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
 
 
 @pytest.fixture(scope="module")
-def agents():
-    directory = tempfile.mkdtemp(prefix="hasf-iscsi-agents-")
-    os.chmod(directory, 0o755)
-    yield {name: install_test_agent(directory, name, module) for name, module in (
+def agents(hasf_agent):
+    return {name: hasf_agent(name, module) for name, module in (
         ("iSCSITarget", "hasf.agents.iscsi_target"),
         ("iSCSILogicalUnit", "hasf.agents.iscsi_logical_unit"))}
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
 def tgtd():
     with Tgtd() as daemon:
         yield daemon
-
-
-@pytest.fixture
-def workdir():
-    path = tempfile.mkdtemp(prefix="hasf-iscsi-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def backing_file(workdir, name="lu1.img", mib=16):

@@ -9,8 +9,6 @@ other wrote while both have it mounted, and everything stops in order.
 """
 
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -18,15 +16,12 @@ from support import ocfs2_cluster
 from support.ocfrun import AgentRun
 from support.storage_path import GUEST_LAUNCHER, ocf
 from support.ocfs2_cluster import NODES
-from testagents import hasf_site, install_test_agent
+from testagents import hasf_site
 
 
 @pytest.fixture(scope="module")
-def agent():
-    directory = tempfile.mkdtemp(prefix="hasf-o2-agent-")
-    os.chmod(directory, 0o755)
-    yield install_test_agent(directory, "OCFS2Membership", "hasf.ocfs2_membership.agent")
-    shutil.rmtree(directory, ignore_errors=True)
+def agent(hasf_agent):
+    return hasf_agent("OCFS2Membership", "hasf.ocfs2_membership.agent")
 
 
 def test_node_without_o2cb(agent, tmp_path):
@@ -45,22 +40,12 @@ def test_node_without_o2cb(agent, tmp_path):
     assert stranger.rc == 2 and "node9" in stranger.reason  # not in nodes: not here
 
 
-@pytest.fixture(scope="module")
-def image():
-    from support.guest import GuestImageUnavailable, guest_image
-
-    try:
-        return guest_image()
-    except GuestImageUnavailable as exc:
-        pytest.skip("no guest image: %s" % exc)
-
-
-def test_two_nodes_mount_one_ocfs2_volume(image, tmp_path):
-    outcome = ocfs2_cluster.run(image, str(tmp_path), hasf_site()[0])
+def test_two_nodes_mount_one_ocfs2_volume(guest_image, tmp_path):
+    outcome = ocfs2_cluster.run(guest_image, str(tmp_path), hasf_site()[0])
     assert outcome.problems() == [], outcome.table()
 
 
-def test_nodes_join_by_reload_and_notify(image, tmp_path):
+def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
     """A node appended to `nodes` is added online by reload (o2cb can add, not remove);
     a post-start notification for a node missing from o2nm adds it, one missing from
     `nodes` is reported; a conflicting change is refused; stop unregisters."""
@@ -68,7 +53,7 @@ def test_nodes_join_by_reload_and_notify(image, tmp_path):
 
     one = "node1:10.0.2.15"   # the guest's user-mode network address: o2net listens on it
     two = one + " node2:10.0.2.99"
-    with Guest("node1", image=image) as guest:
+    with Guest("node1", image=guest_image) as guest:
         lib = guest.copy_in(hasf_site()[0], "hasf-lib")
         with open(guest.host_path("OCFS2Membership"), "w") as handle:
             handle.write(GUEST_LAUNCHER % (lib, "hasf.ocfs2_membership.agent"))
