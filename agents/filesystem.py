@@ -153,20 +153,22 @@ class Filesystem(RememberingAgent):
         mount = mounts.on(directory, mounts.mounts())
         if mount is None:
             return None
-        if mount.device in self._device_numbers(device, directory) or \
-                mount.source in (device, os.path.realpath(device)):
+        if mount.device == mounts.block_device_number(device) or \
+                mount.source in (device, os.path.realpath(device)) or \
+                mount.device == self._recorded_number(device, directory):
             return mount
         self.log.warning("%s on %s is mounted there, not %s" % (mount.source, directory,
                                                                  device))
         return None
 
-    def _device_numbers(self, device, directory):
-        numbers = {mounts.block_device_number(device)}
+    def _recorded_number(self, device, directory):
+        """The device number start saw for this device and directory (read only when the
+        device node no longer leads to the mount, e.g. a by-path link gone), or None."""
         stored = self.recorded()
         if stored and len(stored) == 3 and stored[:2] == [device, directory]:
             major, _, minor = stored[2].partition(":")
-            numbers.add((int(major), int(minor)))
-        return numbers
+            return int(major), int(minor)
+        return None
 
     def _read_test(self, device, mount):
         """Depth 10: read 16 blocks straight from the device, in a bounded child."""

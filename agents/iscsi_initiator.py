@@ -18,27 +18,20 @@ import os
 
 from hasf import ocf
 from hasf.agents import iscsi_sessions
-from hasf.addresses import is_iscsi_name
+from hasf.addresses import format_portal, is_iscsi_name, split_portal
 from hasf.kernelfs import entries, read_attr
 
-DEFAULT_PORT = "3260"
+DEFAULT_PORT = 3260
 
 
 def _is_portal(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port:
-        host, port = text, DEFAULT_PORT
-    host = host.strip("[]")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and \
-        all(c.isalnum() or c in ".-:" for c in host)
+    portal = split_portal(text, DEFAULT_PORT)
+    return portal is not None and all(c.isalnum() or c in ".-:" for c in portal[0])
 
 
 def normal_portal(text):
     """address:port with the default port added (what sysfs shows)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port or (":" in host and not host.endswith("]")):
-        return "%s:%s" % (text, DEFAULT_PORT)
-    return text
+    return format_portal(*split_portal(text, DEFAULT_PORT))
 
 
 class ISCSIInitiator(ocf.ResourceAgent):

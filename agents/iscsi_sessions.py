@@ -16,6 +16,7 @@ Layout used (stable since Linux 2.6.2x):
 
 import os
 
+from hasf.addresses import format_portal
 from hasf.kernelfs import entries, read_attr
 
 SYSFS = "/sys"
@@ -41,9 +42,9 @@ class Session:
 
 
 def _portal(address, port):
-    if address is None or port is None:
+    if address is None or port is None or not port.isdigit():
         return None
-    return "[%s]:%s" % (address, port) if ":" in address else "%s:%s" % (address, port)
+    return format_portal(address, port)
 
 
 def _session(sysfs, name):

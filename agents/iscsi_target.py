@@ -18,7 +18,7 @@ names, so an existing configuration moves over unchanged.  Differences:
 
 from hasf import ocf
 from hasf.agents import iscsi_base as base
-from hasf.addresses import is_ip_network, is_iscsi_name
+from hasf.addresses import is_ip_network, is_iscsi_name, split_portal
 
 DEFAULT_PORTAL = "0.0.0.0:3260"
 
@@ -29,20 +29,16 @@ def _is_initiator_list(text):
 
 
 def _is_portal_list(text):
-    for word in text.split():
-        host, sep, port = word.rpartition(":")
-        if not (sep and host and port.isdigit() and 0 < int(port) < 65536 and
-                is_ip_network(host)):
-            return False
-    return True
+    portals = [split_portal(word) for word in text.split()]
+    return all(p is not None and is_ip_network(p[0]) for p in portals)
 
 
 def _serves(listening, portal):
     """Whether tgtd's listening portals cover `portal` (exactly, or by a wildcard)."""
-    host, _, port = portal.rpartition(":")
+    host, port = split_portal(portal)
     for entry in listening:
-        their_host, _, their_port = entry.rpartition(":")
-        if their_port == port and their_host.strip("[]") in (host.strip("[]"), "0.0.0.0", "::"):
+        theirs = split_portal(entry)
+        if theirs and theirs[1] == port and theirs[0] in (host, "0.0.0.0", "::"):
             return True
     return False
 

@@ -44,3 +44,25 @@ def _hex(text):
 
 def _name_chars(text):
     return bool(text) and all(c.isalnum() and c.isascii() or c in "-.:" for c in text)
+
+
+def split_portal(text, default_port=None):
+    """(host, port) of an iSCSI portal: 'host:port', '[v6]:port', or -- with default_port --
+    'host', '[v6]' or a bare IPv6 address.  None when the text is not a portal."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:] if rest else default_port
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:  # no port, or a bare IPv6 address (which has several colons)
+        host, port = text, default_port
+    if not host or port is None or not str(port).isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def format_portal(host, port):
+    """host:port, with IPv6 addresses in brackets (as open-iscsi and sysfs readers show)."""
+    return "[%s]:%d" % (host, int(port)) if ":" in host else "%s:%d" % (host, int(port))
