@@ -2,12 +2,21 @@
 
 For clusters without a power switch (a demo, a lab): "off" logs in to the
 node with ssh and runs a command that takes it down at once (default: the
-kernel's sysrq poweroff; for reboot the sysrq reboot).  A node counts as off
-only once it is verified unreachable (connection refused / timed out / no
-route), and after a reboot it counts as on only when it answers again with
-a different boot id.  A node that is hung but still routable, or an sshd
-that stops answering while the kernel still writes to shared storage, defeat
-this device: that is why it is not for production.
+kernel's sysrq poweroff; for reboot the sysrq reboot).
+
+It fails closed.  Software cannot read a machine's power state: a node that
+does not answer may be off, or cut off by a network partition while it keeps
+writing to shared storage -- the split-brain fencing exists to prevent.  So
+"unreachable" never means "off" by itself.  A node counts as off only when
+THIS device, in this run, sent the power command to the node over a session
+that authenticated (ssh's own "Sending command" record proves the request
+left), and afterwards either saw it go (no answer) or come back with a new
+boot id.  A node that is unreachable before the act -- "already off" to a
+naive device -- is a failure saying this device cannot verify power.  After a
+reboot it counts as on only when it answers with a different boot id.  A
+node that is hung but still routable, or an sshd that dies while the kernel
+still writes, defeat this device: that is why it is not for production
+(`hasf-cib verify` warns about every device like it).
 
 ssh runs with BatchMode=yes (no password prompts; keys only) and
 StrictHostKeyChecking=yes against a known_hosts file: an unknown or changed
@@ -45,7 +54,15 @@ PARAMS = (
 )
 
 
+#: what ssh -v prints once the remote command request has left (OpenSSH clientloop)
+SENT_MARK = "debug1: Sending command:"
+CANNOT_VERIFY = ("software fencing over ssh cannot verify power: an unreachable node may be "
+                 "partitioned, not off")
+
+
 class DemoDevice(Device):
+    """ssh fencing that counts only what it did itself (see the module docstring)."""
+
     def __init__(self, opts, password, log, validate_only=False):
         self.log = log
         self.map = TargetMap.parse(opts.host_map)
@@ -56,21 +73,27 @@ class DemoDevice(Device):
         self.base = [opts.ssh_path, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                      "-o", "ConnectTimeout=%d" % max(1, int(round(self.timeout))),
                      "-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=2",
-                     "-o", "LogLevel=ERROR", "-p", str(opts.ssh_port), "-l", opts.username]
+                     "-p", str(opts.ssh_port), "-l", opts.username]
         if opts.identity_file:
             self.base += ["-i", opts.identity_file, "-o", "IdentitiesOnly=yes"]
         if opts.known_hosts_file:
             self.base += ["-o", "UserKnownHostsFile=%s" % opts.known_hosts_file,
                           "-o", "GlobalKnownHostsFile=/dev/null"]
-        self.boot_ids = {}        # target -> boot id seen before it went down
-        self.expect_new_boot = {}
+        self.boot_ids = {}      # target -> boot id it answered with in this run
+        self.acted = {}         # target -> boot id it had when we sent the power command
+        self.on_requested = set()
 
-    def _ssh(self, target, command, deadline, timeout):
-        argv = self.base + ["--", target, command]
+    def _ssh(self, target, command, deadline, timeout, level="ERROR"):
+        argv = self.base + ["-o", "LogLevel=%s" % level, "--", target, command]
         try:
             return runner.run(argv, deadline=deadline, timeout=timeout, log=self.log)
         except runner.CommandNotFound as exc:
             raise DeviceError(str(exc)) from None
+
+    @staticmethod
+    def _unreachable(result):
+        text = result.stderr.lower()
+        return result.rc == 255 and any(word in text for word in UNREACHABLE)
 
     def status(self, target, deadline):
         try:
@@ -79,34 +102,52 @@ class DemoDevice(Device):
             # connected but no answer: a hung node is not a node that is off
             raise DeviceError("ssh to %s: no answer in time" % target) from None
         if result.rc == 255:
-            text = result.stderr.lower()
-            if any(word in text for word in UNREACHABLE):
-                return OFF
-            raise DeviceError("ssh to %s failed (not a sign of power off): %s"
-                              % (target, result.summary()))
+            if not self._unreachable(result):
+                raise DeviceError("ssh to %s failed (not a sign of power off): %s"
+                                  % (target, result.summary()))
+            if target in self.acted:
+                return OFF      # it went away after our power command reached it
+            raise DeviceError("%s is unreachable and this device did not power it off: %s"
+                              % (target, CANNOT_VERIFY))
+        if result.rc != 0:
+            raise DeviceError("boot id command on %s failed: %s" % (target, result.summary()))
         boot_id = result.stdout.strip()
-        old = self.expect_new_boot.get(target)
-        if old is not None and boot_id == old:
-            raise DeviceError("%s answers with its old boot id: not rebooted yet" % target)
+        if not boot_id:
+            raise DeviceError("boot id command on %s printed nothing" % target)
         self.boot_ids[target] = boot_id
-        return ON
+        old = self.acted.get(target)
+        if old is None:
+            return ON
+        if boot_id == old:
+            if target in self.on_requested:
+                raise DeviceError("%s answers with its old boot id: not rebooted" % target)
+            return ON           # our command has not taken it down yet
+        # a new boot id: it went down and came back -- off was reached in between
+        return ON if target in self.on_requested else OFF
 
     def power_off(self, target, deadline, reboot=False):
         command = self.opts.reboot_command if reboot else self.opts.off_command
+        before = self.boot_ids.get(target)
+        if before is None:
+            # the engine reads status first; without an answer from the node there is no act
+            raise DeviceError("%s has not answered in this run: %s" % (target, CANNOT_VERIFY))
         self.log.info("running %s command on %s" % ("reboot" if reboot else "off", target))
         try:
-            result = self._ssh(target, command, deadline, self.timeout + 2)
+            # ServerAlive ends a session whose node died (~3 s); the bound is a backstop
+            result = self._ssh(target, command, deadline, self.timeout + 5, level="DEBUG1")
         except runner.CommandTimeout:
-            return    # the node went down under the session: the status poll decides
-        text = result.stderr.lower()
-        if result.rc == 255 and ("verification failed" in text or "permission denied" in text):
-            raise DeviceError("ssh to %s: %s" % (target, result.summary()))
+            raise DeviceError("ssh to %s did not finish; whether the power command was sent "
+                              "is unknown: %s" % (target, CANNOT_VERIFY)) from None
+        if SENT_MARK not in result.stderr:
+            raise DeviceError("the %s command did not reach %s: %s" % (
+                "reboot" if reboot else "off", target, _last_error(result)))
+        self.acted[target] = before
 
     def power_on(self, target, deadline):
         # software cannot switch a machine on; after a reboot command it comes
         # back by itself, and only a new boot id proves it rebooted
-        if target in self.boot_ids:
-            self.expect_new_boot[target] = self.boot_ids[target]
+        if target in self.acted:
+            self.on_requested.add(target)
 
     def list_targets(self, deadline):
         return [(target, node) for node, target in self.map.items()]
@@ -122,14 +163,22 @@ class DemoDevice(Device):
             raise DeviceError("; ".join(problems))
 
 
+def _last_error(result):
+    """The last line ssh printed that is not its own debug chatter."""
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith("debug")]
+    return "ssh exited %d: %s" % (result.rc, lines[-1] if lines else "no output")
+
 
 DEFINITION = Definition(
     "demo", "Demonstration software STONITH over ssh (NOT for production)",
     "fence_hasf_demo is the software/demonstration STONITH device for clusters without a power "
     "switch. IT IS NOT FOR PRODUCTION: it can only fence a node that still answers ssh. It logs "
     "in with ssh (BatchMode, host keys checked) and runs a command that takes the node down at "
-    "once (default: sysrq poweroff, or sysrq reboot for reboot); success only once the node is "
-    "verified unreachable, and for reboot once it answers again with a new boot id.",
+    "once (default: sysrq poweroff, or sysrq reboot for reboot). It cannot read power: an "
+    "unreachable node is a failure, never off; success only after this device sent the power "
+    "command to a node that answered and then saw it go, or (reboot) come back with a new "
+    "boot id.",
     PARAMS, DemoDevice, vendor_url="https://www.openssh.com",
     glue_info={"devid": "hasf demo STONITH device (not for production)",
                "devname": "hasf software STONITH over ssh (demonstration only)",

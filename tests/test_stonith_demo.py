@@ -1,7 +1,9 @@
 """fence_hasf_demo / external/hasf-demo against a real sshd in a network namespace.
 
 The remote "power off" is harmless: it kills that namespace's sshd (the
-node becomes unreachable: connection refused).  The sysrq default is never
+node becomes unreachable: connection refused).  The device fails closed: a
+node that is unreachable before the device itself sent the power command is
+a failure, never "off" (a network partition is not a fenced node).  The sysrq default is never
 used here -- every call passes off_command and reboot_command explicitly.
 The boot id is a file the test rewrites when it "boots" the node again.
 """
@@ -59,14 +61,37 @@ def test_status_on_then_off_after_the_off_command(node):
     assert result.returncode == 0, result.stderr
     assert "Powered OFF" in result.stdout
     assert node.proc.poll() is not None             # really unreachable
+    # a later run did not act: it cannot tell off from partitioned -- an error, never 2
     result = run([agent("demo")], stdin=stdin_of(action="status", port="node1", **params(node)))
-    assert result.returncode == 2
+    assert result.returncode == 1 and "cannot verify power" in result.stderr, result
 
 
-def test_unreachable_by_link_down_counts_as_off(node):
-    node.down("link")
-    result = run([agent("demo")], stdin=stdin_of(action="off", port="node1", **params(node)))
-    assert result.returncode == 0 and "Already OFF" in result.stdout, result.stderr
+@pytest.mark.parametrize("how", ["link", "kill"])
+def test_unreachable_node_is_never_off(node, how):
+    """A partition (link down: timeouts) or a dead sshd (refused) before the act: rc 1.
+
+    Mutation that brings the bug back: in DemoDevice.status return OFF for an
+    unreachable target without checking self.acted -> rc 0 "Success: Already OFF"."""
+    node.down(how)
+    for action in ("off", "reboot"):
+        result = run([agent("demo")], stdin=stdin_of(action=action, port="node1",
+                                                     **params(node)))
+        assert result.returncode == 1, (action, result.stdout, result.stderr)
+        assert "Success" not in result.stdout
+        assert "did not power it off" in result.stderr and "cannot verify power" in result.stderr
+    result = run([agent("demo")], stdin=stdin_of(action="status", port="node1", **params(node)))
+    assert result.returncode == 1, result        # not 2 (off)
+
+
+def test_address_with_nothing_listening_is_never_off():
+    """The issue's reproduction: host_map=node1:127.0.0.1 ssh_port=1 used to answer
+    "Success: Already OFF" (rc 0).  Same mutation as above."""
+    text = stdin_of(action="off", port="node1", host_map="node1:127.0.0.1", ssh_port=1,
+                    known_hosts_file="/dev/null", login_timeout=2, power_timeout=3,
+                    off_command="true")
+    result = run([agent("demo")], stdin=text)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Already OFF" not in result.stdout and "cannot verify power" in result.stderr
 
 
 def test_reboot_needs_a_new_boot_id(node):
