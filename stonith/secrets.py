@@ -4,7 +4,11 @@ In order: the `password` parameter (fence agent stdin / getopt, glue
 environment), a `password_file` (first line), a `password_script` (run
 through the one command runner, argv split like a command line but without
 any shell; first line of its output), then the device's environment variable
-(e.g. IPMI_PASSWORD).  The result is a `Secret`: it travels to tools only via
+(e.g. IPMI_PASSWORD).  A password_script's output is never shown, not even
+when it fails: a script that prints the password and then exits non-zero
+must not put it in an exit message or a log (its output is not a known
+secret yet, so redaction cannot catch it).  A failure says only how it
+failed: exit code, signal or timeout.  The result is a `Secret`: it travels to tools only via
 environment variables, stdin or files, and is redacted from every text.
 """
 
@@ -23,6 +27,9 @@ def read_file(path):
     return Secret(line.rstrip("\r\n"))
 
 
+SCRIPT_TIMEOUT = 30
+
+
 def run_script(script, deadline, log=None):
     import shlex
 
@@ -31,17 +38,29 @@ def run_script(script, deadline, log=None):
     try:
         argv = shlex.split(script)
     except ValueError as exc:
-        raise ConfigError("password_script: %s" % exc) from None
+        raise ConfigError("password_script does not parse as a command line: %s" % exc) from None
     if not argv:
         raise ConfigError("password_script is empty")
+    if log is not None:
+        # not the runner's "running: <argv>": a script's arguments may carry a token
+        log.debug("running password_script %s" % argv[0])
     try:
-        result = runner.run(argv, deadline=deadline, timeout=30, log=log)
+        result = runner.run(argv, deadline=deadline, timeout=SCRIPT_TIMEOUT)
+    except runner.CommandTimeout:
+        raise ConfigError("password_script %s did not finish in time and was killed"
+                          % argv[0]) from None
     except runner.CommandError as exc:
         raise ConfigError("password_script: %s" % exc) from None
+    if result.rc < 0:
+        raise ConfigError("password_script %s was killed by signal %d (its output is not "
+                          "shown)" % (argv[0], -result.rc))
     if result.rc != 0:
-        raise ConfigError("password_script failed: %s" % result.summary())
-    # (the runner redacts only secrets already known; a fresh password is not yet)
-    return Secret(result.stdout.splitlines()[0] if result.stdout else "")
+        raise ConfigError("password_script %s exited with code %d (its output is not shown)"
+                          % (argv[0], result.rc))
+    lines = result.stdout.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError("password_script %s printed no password" % argv[0])
+    return Secret(lines[0])
 
 
 def password(opts, deadline, env_names=(), environ=None, log=None):
