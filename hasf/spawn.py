@@ -16,8 +16,25 @@ import time
 SIGTERM, SIGKILL = 15, 9
 
 
+#: Of a call's time, at most this much is kept back to end a child that overruns:
+#: TERM, a grace, KILL, and a short wait to reap it -- all before the caller's limit.
+END_BUDGET = 1.5
+#: ... and never more than this share of the limit (a 2 s call keeps 0.5 s back).
+END_SHARE = 0.25
+#: Once a child is KILLed, at most this long is spent waiting to reap it.
+REAP_AFTER_KILL = 0.5
+
+
 class SpawnTimeout(Exception):
-    """The child did not finish in time; it and its process group were killed."""
+    """The child did not finish in time; it and its process group were killed.
+
+    `abandoned` is True when the child still existed after SIGKILL (stuck in the
+    kernel, e.g. D state on a dead NFS or iSCSI disk): it was left behind, not
+    waited for, so the caller still returns inside its limit."""
+
+    def __init__(self, abandoned=False):
+        super().__init__("abandoned" if abandoned else "killed")
+        self.abandoned = abandoned
 
 
 def _inherited_fds():
@@ -38,9 +55,8 @@ def _inherited_fds():
     return fds
 
 
-def _reap(pid, seconds):
-    """The exit status of pid once it has exited, waiting at most `seconds`; else None."""
-    end = time.monotonic() + seconds
+def _reap(pid, end):
+    """The exit status of pid once it has exited, polling until monotonic `end`; else None."""
     delay = 0.0005
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -53,14 +69,25 @@ def _reap(pid, seconds):
         delay = min(delay * 2, 0.05)
 
 
-def kill_group(pid, grace):
-    """TERM, then KILL, the process group pid leads; reap pid.  Returns its status or None."""
-    for sig, wait in ((SIGTERM, grace), (SIGKILL, 5.0)):
+def end_budget(limit, grace):
+    """(TERM grace, reap after KILL): what a call of `limit` seconds keeps back to end
+    its child.  Why a share of the limit: with the old fixed grace + 5 s + 5 s, a 2 s
+    call whose child ignored TERM returned after 3 s, one in D state after 13 s --
+    after Pacemaker had killed the agent that was to report it."""
+    budget = min(END_BUDGET, grace + REAP_AFTER_KILL, max(0.0, limit) * END_SHARE)
+    term = budget * grace / (grace + REAP_AFTER_KILL)
+    return term, budget - term
+
+
+def kill_group(pid, term_until, kill_until):
+    """TERM the process group pid leads, KILL it at monotonic `term_until`, reap pid by
+    `kill_until`.  Returns its status, or None when it is still there (abandoned)."""
+    for sig, until in ((SIGTERM, term_until), (SIGKILL, kill_until)):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
             break
-        status = _reap(pid, wait)
+        status = _reap(pid, until)
         if status is not None:
             return status
     return _reap(pid, 0)
@@ -69,10 +96,12 @@ def kill_group(pid, grace):
 def spawn(path, argv, environ, data=None, limit=None, grace=1.0):
     """Run path with argv in a new session; (exit code, stdout bytes, stderr bytes).
 
-    data: bytes for stdin (else /dev/null).  limit: seconds, or None for no
-    limit.  On expiry the process group gets TERM, then KILL after `grace`
-    seconds, and SpawnTimeout is raised.  OSError when path cannot be executed."""
-    end = None if limit is None else time.monotonic() + limit
+    data: bytes for stdin (else /dev/null).  limit: seconds the whole call may
+    take, or None for no limit.  The child gets the limit minus `end_budget`;
+    then its process group gets TERM, KILL after the grace, and SpawnTimeout
+    is raised no later than `limit` after the call began -- a child that
+    survives SIGKILL is abandoned.  OSError when path cannot be executed."""
+    ends = _ends(time.monotonic(), limit, grace)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     if data is not None:
@@ -92,23 +121,40 @@ def spawn(path, argv, environ, data=None, limit=None, grace=1.0):
     finally:
         for fd in (in_r, out_w, err_w):
             os.close(fd)
-    status = None
+    settled = False
     try:
-        out, err = _communicate(out_r, err_r, in_w, data, end)
-        status = _reap(pid, 5.0 if end is None else max(0.0, end - time.monotonic()))
+        out, err = _communicate(out_r, err_r, in_w, data, ends[0])
+        status = _reap(pid, time.monotonic() + 5.0 if ends[0] is None else ends[0])
         if status is None:
             raise SpawnTimeout()
+        settled = True
         return os.waitstatus_to_exitcode(status), out, err
     except SpawnTimeout:
-        status = kill_group(pid, grace)
+        settled = True
+        _, term_end, final_end = ends
+        if term_end is None:  # no limit: the child closed its output but did not exit
+            term_end = time.monotonic() + grace
+            final_end = term_end + REAP_AFTER_KILL
+        if kill_group(pid, term_end, final_end) is None:
+            raise SpawnTimeout(abandoned=True) from None
         raise
     finally:
-        if status is None:  # an error of our own (or an interrupt): leave no child behind
-            kill_group(pid, 0)
+        if not settled:  # an error of our own (or an interrupt): leave no child behind
+            now = time.monotonic()
+            kill_group(pid, now, now + 0.1)
+
+
+def _ends(start, limit, grace):
+    """(child's end, TERM's end, the call's end) in monotonic time; Nones for no limit."""
+    if limit is None:
+        return None, None, None
+    term_grace, kill_wait = end_budget(limit, grace)
+    final = start + max(0.0, limit)
+    return final - kill_wait - term_grace, final - kill_wait, final
 
 
 def _communicate(out_r, err_r, in_w, data, end):
-    """Feed stdin and read stdout/stderr until both close; SpawnTimeout at `end`."""
+    """Feed stdin and read stdout/stderr until both close; SpawnTimeout at `end` (or never)."""
     chunks = {out_r: [], err_r: []}
     readers = {out_r, err_r}
     poller = select.poll()

@@ -7,7 +7,8 @@ import psutil
 import pytest
 
 from hasf.deadline import Deadline
-from hasf.runner import CommandFailed, CommandNotFound, CommandTimeout, resolve, run
+from hasf.runner import (CommandFailed, CommandNotFound, CommandSpawnFailed, CommandTimeout,
+                         resolve, run)
 from hasf.secret import Secret
 
 
@@ -79,12 +80,14 @@ def test_secret_refused_in_argv():
         run(["echo", Secret("hunter2")])
 
 
-def test_secret_travels_by_env_and_stdin_and_is_redacted():
+def test_secret_travels_by_env_and_stdin_and_is_redacted_where_shown():
+    """The tool gets the clear value and its output stays parseable; what is shown is not.
+    (tests/test_runner_redaction.py has the parsing case in full.)"""
     password = Secret("s3cr3t-value")
     result = run(["sh", "-c", 'echo "env=$PW"; cat; echo "err=$PW" >&2; exit 1'],
                  env={"PW": password}, input=password)
-    assert "s3cr3t-value" not in result.stdout + result.stderr
-    assert result.stdout.count("****") == 2
+    assert result.stdout == "env=s3cr3t-value\ns3cr3t-value"
+    assert "s3cr3t-value" not in result.summary() and "****" in result.summary()
     with pytest.raises(CommandFailed) as info:
         run(["sh", "-c", 'echo "$PW" >&2; exit 1'], env={"PW": password}, check=True)
     assert "s3cr3t-value" not in str(info.value)
@@ -166,11 +169,47 @@ def test_daemon_holding_the_pipes_is_bounded(tmp_path):
         time.sleep(0.05)
 
 
-def test_not_executable_is_typed(tmp_path):
+def test_not_executable_is_typed_and_not_not_found(tmp_path):
+    """A file that exists but cannot run is not "not installed": a probe must not read
+    it as "not running here".  Mutation: make `_unusable` return CommandNotFound."""
     plain = tmp_path / "plain"
     plain.write_text("#!/bin/sh\n")
-    with pytest.raises(CommandNotFound):
+    with pytest.raises(CommandSpawnFailed) as info:
         run([str(plain)])
+    assert not isinstance(info.value, CommandNotFound)
+    assert "not an executable file" in info.value.message
+
+
+def test_busy_executable_is_a_spawn_failure_not_not_found(tmp_path):
+    """ETXTBSY from the real exec (a binary still open for writing, e.g. mid-upgrade):
+    the program is there, so this is CommandSpawnFailed (OCF_ERR_GENERIC), never
+    CommandNotFound (OCF_ERR_INSTALLED, "not running here" on a probe).
+    Mutation: in runner._spawn_error, return CommandNotFound for every errno."""
+    import errno
+    import shutil
+
+    busy = tmp_path / "busy-true"
+    shutil.copy("/bin/true", str(busy))
+    os.chmod(str(busy), 0o755)
+    writer = os.open(str(busy), os.O_WRONLY)
+    try:
+        with pytest.raises(CommandSpawnFailed) as info:
+            run([str(busy)])
+    finally:
+        os.close(writer)
+    assert not isinstance(info.value, CommandNotFound)
+    assert info.value.errno == errno.ETXTBSY and "ETXTBSY" in info.value.message
+    assert run([str(busy)]).rc == 0  # the same program, once closed, runs
+
+
+def test_missing_program_vanishing_after_resolve_is_not_found(tmp_path):
+    """ENOENT from the exec itself (a script whose #! interpreter is missing) is still
+    "not installed": only that errno (and ENOTDIR) is."""
+    script = tmp_path / "orphan"
+    script.write_text("#!/nonexistent/interpreter\n")
+    os.chmod(str(script), 0o755)
+    with pytest.raises(CommandNotFound):
+        run([str(script)])
 
 
 def test_runner_does_not_import_subprocess():
@@ -185,3 +224,31 @@ def test_runner_does_not_import_subprocess():
                                 os.path.abspath(__file__)))]],
                            capture_output=True, text=True, timeout=30)
     assert probe.stdout.strip() == "[]", probe.stderr
+
+
+OUT_OF_PROCESSES = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+from hasf.runner import CommandError, run
+try:
+    run(["true"])
+    print("ran")
+except CommandError as exc:
+    print(type(exc).__name__, exc.errno)
+"""
+
+
+def test_out_of_processes_is_a_spawn_failure_not_not_installed():
+    """EAGAIN from a real fork (a user at RLIMIT_NPROC -- a fork bomb, a full pid table):
+    the issue's case.  `true` is installed; the node is merely out of processes, so this
+    must never become OCF_ERR_INSTALLED.  Runs as nobody: root ignores RLIMIT_NPROC.
+    Mutation: in runner._spawn_error, return CommandNotFound for every errno."""
+    import errno
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    probe = subprocess.run([sys.executable, "-I", "-c", OUT_OF_PROCESSES, repo], user="nobody",
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.split() == ["CommandSpawnFailed", str(errno.EAGAIN)], probe.stderr
