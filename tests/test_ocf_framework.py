@@ -160,6 +160,63 @@ def test_command_not_found_maps_to_err_installed(ocf_env):
     assert rc == OCFExit.ERR_INSTALLED and "hasf-no-such-tool not found" in err
 
 
+def test_stray_command_not_found_on_a_probe_is_an_error_not_not_running(ocf_env):
+    """On a probe Pacemaker reads ERR_INSTALLED as "not running here".  A helper the
+    monitor happens to miss proves nothing about the resource, so an uncaught
+    CommandNotFound on a probe is ERR_GENERIC with a reason that says so; only the
+    agent's own ocf.NotInstalled (it knows the resource cannot run here) is 5.
+    Mutation: in main._error_answer, drop the `invocation.is_probe` branch."""
+    from hasf.runner import run
+
+    class NeedsTool(HasfTest):
+        def monitor(self):
+            run(["hasf-no-such-tool"])
+
+    class KnowsItCannotRun(HasfTest):
+        def monitor(self):
+            raise ocf.NotInstalled("the service is not installed on this node")
+
+    ocf_env["OCF_RESKEY_CRM_meta_interval"] = "0"
+    rc, _, err = call(NeedsTool, "monitor", ocf_env)
+    assert rc == OCFExit.ERR_GENERIC
+    [reason] = reasons(err)
+    assert "cannot tell whether the resource runs here" in reason
+    assert "hasf-no-such-tool not found" in reason
+    assert call(KnowsItCannotRun, "monitor", ocf_env)[0] == OCFExit.ERR_INSTALLED
+    ocf_env["OCF_RESKEY_CRM_meta_interval"] = "10000"  # a recurring monitor: as before
+    assert call(NeedsTool, "monitor", ocf_env)[0] == OCFExit.ERR_INSTALLED
+
+
+def test_a_tool_that_cannot_start_is_generic_error_even_on_a_probe(ocf_env, tmp_path):
+    """A real exec failure that is not ENOENT (ETXTBSY: the binary is open for writing,
+    as during a package upgrade) is ERR_GENERIC on start and on a probe, never 5.
+    Mutation: in runner._spawn_error, return CommandNotFound for every errno."""
+    import os
+    import shutil
+
+    from hasf.runner import run
+
+    busy = str(tmp_path / "busy-tool")
+    shutil.copy("/bin/true", busy)
+    os.chmod(busy, 0o755)
+
+    class BusyTool(HasfTest):
+        def start(self):
+            run([busy])
+
+        def monitor(self):
+            run([busy])
+
+    writer = os.open(busy, os.O_WRONLY)
+    try:
+        rc, _, err = call(BusyTool, "start", ocf_env)
+        assert rc == OCFExit.ERR_GENERIC and "Text file busy" in reasons(err)[0]
+        ocf_env["OCF_RESKEY_CRM_meta_interval"] = "0"
+        assert call(BusyTool, "monitor", ocf_env)[0] == OCFExit.ERR_GENERIC
+    finally:
+        os.close(writer)
+
+
 def test_unknown_and_missing_action(ocf_env):
     assert call(HasfTest, "frobnicate", ocf_env)[0] == OCFExit.ERR_UNIMPLEMENTED
     assert call(HasfTest, "promote", ocf_env)[0] == OCFExit.ERR_UNIMPLEMENTED
@@ -220,11 +277,26 @@ def test_notify_variables_parse_into_sets():
 def test_deadline_from_operation_timeout():
     clock = [100.0]
     inv = Invocation("start", {"OCF_RESKEY_CRM_meta_timeout": "30000"}, clock=lambda: clock[0])
-    assert 29.8 < inv.deadline.remaining() <= 30
-    clock[0] += 29
-    assert inv.deadline.remaining() < 1
+    assert inv.deadline.remaining() == 28.0  # 2 s kept to report
+    clock[0] += 27
+    assert inv.deadline.remaining() == 1.0
     default = Invocation("start", {}, clock=lambda: clock[0])
-    assert 19 < default.deadline.remaining() <= 20
+    assert default.deadline.remaining() == 18.0
+
+
+@pytest.mark.parametrize("timeout_ms,margin", [(60000, 2.0), (20000, 2.0), (10000, 1.0),
+                                               (3000, 0.3), (2000, 0.2), (1000, 0.2),
+                                               (300, 0.15)])
+def test_deadline_keeps_a_real_margin_to_report(timeout_ms, margin):
+    """The agent must still write its exit reason and exit before Pacemaker's timer:
+    10% of the timeout, between 0.2 s and 2 s, at most half of a tiny timeout -- and
+    the deadline never lies beyond the timeout (it used to be at least 0.5 s, so a
+    300 ms operation ran past its own timeout).  Mutation: TIMEOUT_MARGIN = 0.1 and
+    Deadline(max(0.5, seconds - TIMEOUT_MARGIN)) as before."""
+    clock = [0.0]
+    inv = Invocation("stop", {"OCF_RESKEY_CRM_meta_timeout": str(timeout_ms)},
+                     clock=lambda: clock[0])
+    assert inv.deadline.remaining() == pytest.approx(timeout_ms / 1000.0 - margin)
 
 
 def test_deadline_wait_for_uses_injected_sleep():

@@ -10,8 +10,16 @@ import os
 from hasf.deadline import Deadline
 
 DEFAULT_TIMEOUT = 20.0
-# Report a clean error this long before Pacemaker's own timer would kill us.
-TIMEOUT_MARGIN = 0.1
+#: Kept back from the operation timeout so the agent can still log, write its exit
+#: reason and exit before Pacemaker's own timer kills it (a killed stop is a fence):
+#: 10% of the timeout, at least 0.2 s (Python's exit alone takes tens of ms on a busy
+#: node), at most 2 s -- and never more than half of a very short timeout.
+MARGIN_SHARE, MARGIN_MIN, MARGIN_MAX = 0.1, 0.2, 2.0
+
+
+def timeout_margin(seconds):
+    """Seconds of the operation timeout the agent keeps for reporting."""
+    return min(seconds / 2.0, max(MARGIN_MIN, min(MARGIN_MAX, seconds * MARGIN_SHARE)))
 
 
 def _int(text, default=0):
@@ -73,7 +81,7 @@ class Invocation:
         self.migrate_target = env.get("OCF_RESKEY_CRM_meta_migrate_target", "")
         seconds = self.timeout_ms / 1000.0 if self.timeout_ms > 0 else DEFAULT_TIMEOUT
         kwargs = {"clock": clock} if clock else {}
-        self.deadline = Deadline(max(0.5, seconds - TIMEOUT_MARGIN), **kwargs)
+        self.deadline = Deadline(seconds - timeout_margin(seconds), **kwargs)
         self._notification = None
 
     @property

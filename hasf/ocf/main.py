@@ -34,13 +34,22 @@ def exit_reason(message, environ=None, stream=None):
     (stream or sys.stderr).write("%s%s\n" % (prefix, text))
 
 
-def _error_code(exc):
-    """Map a non-OCF typed error to an exit code that tells the truth."""
+def _error_answer(exc, invocation):
+    """(exit code, exit reason) for a non-OCF typed error, telling the truth.
+
+    A program that is not there is ERR_INSTALLED on a real action.  On a probe
+    Pacemaker reads ERR_INSTALLED as "not running here", which only the agent
+    can know (it raises ocf.NotInstalled when the resource cannot run on this
+    node); a stray CommandNotFound -- a helper missing, a PATH wrong -- proves
+    nothing about the resource, so the probe fails with ERR_GENERIC instead."""
     from hasf.runner import CommandNotFound  # only on the failure path
 
-    if isinstance(exc, CommandNotFound):
-        return rc.ERR_INSTALLED
-    return rc.ERR_GENERIC
+    if not isinstance(exc, CommandNotFound):
+        return rc.ERR_GENERIC, exc.message
+    if invocation.is_probe:
+        return rc.ERR_GENERIC, ("cannot tell whether the resource runs here: %s (a missing "
+                                "program is not proof that it does not)" % exc.message)
+    return rc.ERR_INSTALLED, exc.message
 
 
 def _dispatch(agent, invocation, problems):
@@ -88,9 +97,10 @@ def run(agent_class, argv=None, environ=None, out=None, err=None):
         exit_reason(exc.message, env, err)
         return exc.exit_code
     except HasfError as exc:
-        log.error("%s failed: %s" % (action, exc.message))
-        exit_reason(exc.message, env, err)
-        return _error_code(exc)
+        code, reason = _error_answer(exc, invocation)
+        log.error("%s failed: %s" % (action, reason))
+        exit_reason(reason, env, err)
+        return code
     except Exception as exc:  # noqa: BLE001 -- the last line of defence
         import traceback
 
