@@ -15,6 +15,14 @@ hasf-cib never trusts its own idea of an agent.  It asks the agent: for
 
 An agent found nowhere is reported (a warning, or an error with
 `strict=True`) and its primitives are simply not checked.
+
+hasf-cib runs as root, and agent names come from a spec or a CIB someone
+else may have written.  So a name is only ever looked up inside the agent
+directories: provider and type must be single path components (no `/`, not
+`.` or `..`; `os.path.join` would otherwise let `ocf:/tmp/x:evil` name
+`/tmp/x/evil`), and the resolved path of whatever is found must lie under the
+directory it was looked for in (a symlink out of it is refused).  A name that
+fails is an error listed with the spec's other problems; nothing is run.
 """
 
 import os
@@ -136,6 +144,42 @@ def _seconds_or_none(value):
 
 
 # -- finding agents -----------------------------------------------------------------------
+def _component_problem(value, what):
+    if not value:
+        return "%s is empty" % what
+    if "/" in value or "\0" in value or value in (".", ".."):
+        return "%s %r is not a single path component" % (what, value)
+    return None
+
+
+def name_problem(standard, provider, kind):
+    """Why (standard, provider, type) cannot name an agent in an agent directory, or None."""
+    if standard == "ocf":
+        return _component_problem(provider, "provider") or _component_problem(kind, "type")
+    if standard == "stonith":
+        if kind and kind.startswith("external/"):
+            return _component_problem(kind[len("external/"):], "cluster-glue plugin name")
+        return _component_problem(kind, "type")
+    return None
+
+
+def _inside(path, directory):
+    """Does path, all symlinks resolved, lie inside directory (also resolved)?"""
+    real = os.path.realpath(path)
+    base = os.path.realpath(directory)
+    return real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def check_names(root, problems):
+    """Every primitive of a CIB tree names its agent by plain names (see name_problem)."""
+    for element in root.iter("primitive"):
+        key = (element.get("class"), element.get("provider"), element.get("type"))
+        problem = name_problem(*key)
+        if problem:
+            problems.error("primitive %s" % element.get("id"), "agent %s: %s; it is not run"
+                           % (":".join(p for p in key if p), problem))
+
+
 def default_manifest():
     import hasf
 
@@ -195,11 +239,18 @@ class AgentCatalog:
         self._cache = {}
         self.looked = {}     # agent key -> places searched, when not found
         self.failures = {}   # agent key -> why a found agent gave no usable meta-data
+        self.refused = set()  # agent keys named or resolved outside the agent directories
 
     def lookup(self, standard, provider, kind):
         key = (standard, provider, kind)
         if key not in self._cache:
-            self._cache[key] = self._find(key)
+            problem = name_problem(*key)
+            if problem:
+                self.failures[key] = "%s; it is not run" % problem
+                self.refused.add(key)
+                self._cache[key] = None
+            else:
+                self._cache[key] = self._find(key)
         return self._cache[key]
 
     def describe_missing(self, key):
@@ -208,47 +259,56 @@ class AgentCatalog:
         return "not found (looked in %s)" % ", ".join(self.looked.get(key, ["nowhere"]))
 
     def _candidates(self, key):
-        """(description, how) pairs; how = ('file', path) | ('exec', argv, env)."""
+        """(how, where, argv tail or module, env, directory) tuples; how = 'file' | 'exec' |
+        'import' | 'source'; directory: where `where` must lie (None: not a path)."""
         standard, provider, kind = key
         out = []
         if standard == "ocf":
             names, argv_tail = [kind], ["meta-data"]
-            installed = [os.path.join(self.ocf_root, "resource.d", provider, kind)]
+            installed = [os.path.join(self.ocf_root, "resource.d", provider)]
         elif standard == "stonith" and kind.startswith("external/"):
             plugin = kind.split("/", 1)[1]
             names, argv_tail = [plugin], ["getinfo-xml"]
-            installed = [os.path.join(d, plugin) for d in self.glue_dirs]
+            installed = list(self.glue_dirs)
         elif standard == "stonith":
             names, argv_tail = [kind], ["-o", "metadata"]
-            installed = [os.path.join(d, kind) for d in self.sbin_dirs]
+            installed = list(self.sbin_dirs)
         else:
             return out
         env = {"OCF_ROOT": self.ocf_root}
         for directory in self.dirs:
             for name in names:
-                out.append(("file", os.path.join(directory, name + ".xml"), None))
-                out.append(("exec", os.path.join(directory, name), argv_tail, env))
+                out.append(("file", os.path.join(directory, name + ".xml"), None, None,
+                            directory))
+                out.append(("exec", os.path.join(directory, name), argv_tail, env, directory))
         if self.use_installed:
-            for path in installed:
-                out.append(("exec", path, argv_tail, env))
+            for directory in installed:
+                out.append(("exec", os.path.join(directory, names[0]), argv_tail, env,
+                            directory))
         if self.use_source and provider in ("hasf", None):
             for entry_kind, name, module, function in source_manifest(self.manifest):
                 if _hasf_agent_key(entry_kind, name) == key:
                     if entry_kind == "ocf":
-                        out.append(("import", module, kind, None))
+                        out.append(("import", module, kind, None, None))
                     code = ("import sys; from %s import %s as main; sys.exit(main())"
                             % (module, function))
                     source_env = dict(env, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
                     out.append(("source", "%s:%s" % (module, function),
-                                [sys.executable, "-c", code] + argv_tail, source_env))
+                                [sys.executable, "-c", code] + argv_tail, source_env, None))
         return out
 
     def _find(self, key):
         agent = ":".join(p for p in key if p)
         looked = []
         for candidate in self._candidates(key):
-            how, where = candidate[0], candidate[1]
+            how, where, directory = candidate[0], candidate[1], candidate[4]
             looked.append(where)
+            if directory is not None and os.path.lexists(where) and \
+                    not _inside(where, directory):
+                self.failures[key] = ("%s resolves to %s, outside %s; it is not run"
+                                      % (where, os.path.realpath(where), directory))
+                self.refused.add(key)
+                return None
             if how == "file":
                 if os.path.isfile(where):
                     with open(where, "rb") as handle:
@@ -315,7 +375,14 @@ def check_primitive(element, catalog, problems, strict=False, where=None):
     agent = ":".join(p for p in key if p)
     if key[0] not in ("ocf", "stonith"):
         return None
+    problem = name_problem(*key)
+    if problem:
+        problems.error(rsc, "agent %s: %s; it is not run" % (agent, problem))
+        return None
     info = catalog.lookup(*key)
+    if info is None and key in catalog.refused:
+        problems.error(rsc, "agent %s: %s" % (agent, catalog.describe_missing(key)))
+        return None
     if info is None:
         text = "agent %s %s; its parameters and op timeouts are not checked" % (
             agent, catalog.describe_missing(key))

@@ -72,7 +72,11 @@ def _load_cib(args, path):
     with open(path, "rb") as handle:
         head = handle.read(512).lstrip()
     if head.startswith(b"<"):
-        return build.parse_file(path), []
+        root = build.parse_file(path)
+        problems = Problems()
+        agents.check_names(root, problems)     # before any tool sees the file
+        problems.raise_if_any(path)
+        return root, []
     cib, warnings = build_spec(path, _catalog(args), _schema(args), args.strict_agents)
     return cib.root, warnings
 
