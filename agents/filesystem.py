@@ -3,28 +3,36 @@
 The scenario's image and config stores: OCFS2 on the SAN, cloned on every
 node.  Anchor: heartbeat/Filesystem, same parameter names.  Differences:
 
-- Mounts are read from /proc/self/mountinfo and matched by device number,
-  and the number is remembered at start: when the device's /dev/disk/by-path
-  link vanishes (an iSCSI session gone) the mount is still recognised --
-  never a false "stopped" while the filesystem is mounted.
-- Processes holding the filesystem are found by device number through
-  /proc (cwd, root, exe, every fd, every mapping): a qemu with its image
-  open on OCFS2 is found, which fuser misses (ClusterLabs #1426), and no
-  call can block on a dead network filesystem.  Stop is bounded by its
-  timeout, never lazy: a filesystem that cannot be released fails the stop
-  (and the node gets fenced) rather than being detached while in use.
+- A filesystem's identity is its device number plus the canonical mount
+  point (symlinks resolved), both recorded at start: when the device's
+  /dev/disk/by-path link vanishes (an iSCSI session gone) or the directory
+  was given through a symlink (/var/run -> /run) the mount is still
+  recognised.
+- "Not running" is a claim about the whole node: no mount of the device in
+  any mount namespace (bind mounts of subdirectories, over-mounted copies,
+  containers' and libvirt's private namespaces) and an exclusive open of
+  the block device granted by the kernel.  Anything less is an error, so
+  Pacemaker stops it rather than starting it on a second node.
+- Stop releases all of it (agents.fs_release): mounts stacked on ours and
+  submounts first, in every namespace; holders found by mount id through
+  /proc (fdinfo, O_PATH links, maps), so a qemu with its image open on
+  OCFS2 is found (ClusterLabs #1426) and no scan can block on a dead
+  filesystem.  Bounded by its timeout, never lazy.  A failed start
+  unmounts what it mounted.
 - A local filesystem (ext4, xfs, ...) in a clone is refused: mounted on two
   nodes at once it is corrupted.  force_clones overrides, as in ClusterLabs.
 - OCF_CHECK_LEVEL falls back to the deepest level implemented (ClusterLabs
   answers 6 for 5 or 15); depth 10 reads 16 blocks as documented (it read 1);
   both deeper checks run in a bounded child, so a hung device fails the
-  monitor in time instead of hanging it.
+  monitor in time instead of hanging it; the depth-20 status file is
+  written with O_NOFOLLOW at every step, so a link planted on the shared
+  store cannot redirect root's write.
 """
 
 import os
 
 from hasf import ocf
-from hasf.agents import mounts
+from hasf.kernel import CannotRead, blockdev, mountinfo
 from hasf.ocf.params import Checked
 from hasf.ocf.remembering import RememberingAgent
 
@@ -112,7 +120,12 @@ class Filesystem(RememberingAgent):
                 "%s is a local filesystem: mounted by a clone on several nodes at once it is "
                 "corrupted; use a cluster filesystem (%s), or force_clones=true if every node "
                 "has its own device" % (p.fstype, ", ".join(CLUSTER_FILESYSTEMS)))
-        if mounts.block_device_number(p.device) is None:
+        try:
+            number = blockdev.device_number(p.device)
+        except CannotRead as exc:
+            raise ocf.NotInstalled("%s is not a usable block device on this node: %s"
+                                   % (p.device, exc.message)) from None
+        if number is None:
             raise ocf.NotInstalled("%s is not a block device on this node" % p.device)
         self._require_fstype(p.fstype)
 
@@ -135,10 +148,42 @@ class Filesystem(RememberingAgent):
         with open("/proc/filesystems") as handle:
             return any(line.split()[-1] == fstype for line in handle if line.strip())
 
+    # --- identity: device number and canonical mount point ------------------------------
+    def _place(self, device, directory):
+        """(device number or None, canonical mount point): the record start made for this
+        device and directory, else what the device node and the path say now."""
+        stored = self.recorded()
+        if stored and len(stored) >= 4 and stored[:2] == [device, directory]:
+            major, _, minor = stored[2].partition(":")
+            return (int(major), int(minor)), stored[3]
+        try:
+            number = blockdev.device_number(device)
+        except CannotRead as exc:
+            raise ocf.CannotTell(exc.message) from None
+        return number, self._canonical(directory)
+
+    def _canonical(self, directory):
+        """The mount point as the kernel spells it (symlinks resolved), in a bounded child:
+        resolving walks the path, and a component may be a filesystem that hangs."""
+        from hasf import isolated
+
+        try:
+            return isolated.call(os.path.realpath, (os.path.normpath(directory),),
+                                 self.deadline.bound(10), "resolving %s" % directory)
+        except (isolated.ChildTimedOut, isolated.ChildFailed) as exc:
+            raise ocf.CannotTell(exc.message) from None
+
+    def _scratch(self):
+        from hasf.ocf.state import rsctmp
+
+        return os.path.join(rsctmp(self.invocation.environ), "hasf-Filesystem-devices")
+
     # --- monitor ------------------------------------------------------------------------
     def state_of(self, device, directory):
-        mount = self._ours(device, directory)
+        number, canonical = self._place(device, directory)
+        mount = self._ours(device, number, canonical)
         if mount is None:
+            self._require_released(device, number, canonical)
             return ocf.NOT_RUNNING
         level = self.check_level
         if level >= 10:
@@ -147,28 +192,50 @@ class Filesystem(RememberingAgent):
             self._write_test(mount)
         return ocf.SUCCESS
 
-    def _ours(self, device, directory):
-        """Our mount at directory, or None (another filesystem there is not ours)."""
-        directory = os.path.normpath(directory)
-        mount = mounts.on(directory, mounts.mounts())
-        if mount is None:
-            return None
-        if mount.device == mounts.block_device_number(device) or \
-                mount.source in (device, os.path.realpath(device)) or \
-                mount.device == self._recorded_number(device, directory):
-            return mount
-        self.log.warning("%s on %s is mounted there, not %s" % (mount.source, directory,
+    def _ours(self, device, number, canonical):
+        """Our mount, visible at the mount point; None if it is not mounted there.
+        Mounted there but hidden under another filesystem is an error."""
+        try:
+            there = mountinfo.at(canonical, mountinfo.table())
+        except CannotRead as exc:
+            raise ocf.CannotTell(exc.message) from None
+        ours = [m for m in there if self._is_ours(m, device, number)]
+        if not ours:
+            if there:
+                self.log.warning("%s is mounted on %s, not %s" % (there[-1].source, canonical,
                                                                  device))
-        return None
+            return None
+        if ours[-1] is not there[-1]:
+            raise ocf.GenericError("%s is mounted on %s but hidden under %s mounted over it"
+                                   % (device, canonical, there[-1].source))
+        return ours[-1]
 
-    def _recorded_number(self, device, directory):
-        """The device number start saw for this device and directory (read only when the
-        device node no longer leads to the mount, e.g. a by-path link gone), or None."""
-        stored = self.recorded()
-        if stored and len(stored) == 3 and stored[:2] == [device, directory]:
-            major, _, minor = stored[2].partition(":")
-            return int(major), int(minor)
-        return None
+    @staticmethod
+    def _is_ours(mount, device, number):
+        if number is not None:
+            return mount.device == number
+        return mount.source == device  # no device node and no record: by name only
+
+    def _require_released(self, device, number, canonical):
+        """'Not mounted at the directory' is 'not running' only if the whole node agrees."""
+        from hasf.agents.fs_release import describe, targets
+        from hasf.kernel import namespaces
+
+        if number is None:
+            return  # the device does not exist here and nothing was started: absent
+        try:
+            found = targets(number, namespaces.tables())
+            if found:
+                raise ocf.GenericError("%s is not mounted on %s but still mounted on this "
+                                       "node: %s" % (device, canonical, describe(found)))
+            state = blockdev.claim(device, number, self._scratch(), self.deadline.bound(10))
+        except CannotRead as exc:
+            raise ocf.CannotTell(exc.message) from None
+        if state == blockdev.BUSY:
+            held = blockdev.holders(number)
+            raise ocf.GenericError("%s is mounted nowhere visible, but the kernel refuses an "
+                                   "exclusive open of it%s" % (device, ": held by " +
+                                                              ", ".join(held) if held else ""))
 
     def _read_test(self, device, mount):
         """Depth 10: read 16 blocks straight from the device, in a bounded child."""
@@ -181,14 +248,21 @@ class Filesystem(RememberingAgent):
 
     def _write_test(self, mount):
         """Depth 20: write and sync a status file on the filesystem, in a bounded child."""
+        from hasf import isolated
+        from hasf.agents.fs_status import write_status
         from hasf.ocf.node import local_node_name
 
-        path = os.path.join(mount.mount_point, self.params.statusfile_prefix +
-                            "%s-%s" % (self.invocation.instance or "Filesystem",
-                                       local_node_name(self.invocation, self.deadline)))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._dd(["if=/dev/zero", "of=" + path, "bs=4096", "count=1", "oflag=direct,sync"],
-                 "writing %s" % path)
+        relative = self.params.statusfile_prefix + "%s-%s" % (
+            self.invocation.instance or "Filesystem",
+            local_node_name(self.invocation, self.deadline))
+        what = "writing %s under %s" % (relative, mount.mount_point)
+        try:
+            isolated.call(write_status, (mount.mount_point, relative),
+                          self.deadline.bound(30), what)
+        except OSError as exc:
+            raise ocf.GenericError("%s failed: %s" % (what, exc.strerror)) from None
+        except (isolated.ChildTimedOut, isolated.ChildFailed) as exc:
+            raise ocf.GenericError(exc.message) from None
 
     def _dd(self, args, what):
         from hasf.runner import CommandTimeout, run
@@ -204,22 +278,62 @@ class Filesystem(RememberingAgent):
     # --- start --------------------------------------------------------------------------
     def start(self):
         p = self.params
-        directory = os.path.normpath(p.directory)
-        mount = self._ours(p.device, directory)
+        number = blockdev.device_number(p.device)
+        canonical = self._make_mount_point(p.directory)
+        mount = self._ours(p.device, number, canonical)
         if mount is None:
-            other = mounts.on(directory, mounts.mounts())
-            if other is not None:
-                raise ocf.GenericError("%s is already mounted on %s; refusing to mount %s over "
-                                       "it" % (other.source, directory, p.device))
-            os.makedirs(directory, exist_ok=True)
+            self._refuse_other(canonical)
             self._fsck()
-            self._mount(directory)
-            mount = self._ours(p.device, directory)
-            if mount is None:
-                raise ocf.GenericError("mount of %s on %s reported success but the kernel "
-                                       "shows no such mount" % (p.device, directory))
-        self.remember(p.device, directory, "%d:%d" % mount.device)
+            self._mount(canonical)
+            try:
+                mount = self._ours(p.device, number, canonical)
+                if mount is None:
+                    raise ocf.GenericError("mount of %s on %s reported success but the kernel "
+                                           "shows no such mount" % (p.device, canonical))
+                self.remember(p.device, p.directory, "%d:%d" % mount.device, canonical)
+            except BaseException:
+                self._undo(p.device, number, canonical)
+                raise
+        else:
+            self.remember(p.device, p.directory, "%d:%d" % mount.device, canonical)
         return None
+
+    def _make_mount_point(self, directory):
+        """Create the directory if needed and return it canonical (bounded child)."""
+        from hasf import isolated
+
+        def make(path):
+            os.makedirs(path, exist_ok=True)
+            return os.path.realpath(path)
+
+        try:
+            return isolated.call(make, (os.path.normpath(directory),), self.deadline.bound(10),
+                                 "creating %s" % directory)
+        except OSError as exc:
+            raise ocf.GenericError("cannot create mount point %s: %s"
+                                   % (directory, exc.strerror)) from None
+        except (isolated.ChildTimedOut, isolated.ChildFailed) as exc:
+            raise ocf.GenericError(exc.message) from None
+
+    def _refuse_other(self, canonical):
+        try:
+            there = mountinfo.at(canonical, mountinfo.table())
+        except CannotRead as exc:
+            raise ocf.CannotTell(exc.message) from None
+        if there:
+            raise ocf.GenericError("%s is already mounted on %s; refusing to mount %s over "
+                                   "it" % (there[-1].source, canonical, self.params.device))
+
+    def _undo(self, device, number, canonical):
+        """A start that fails after its mount took it back (else: failed start -> stop that
+        finds nothing at the directory -> mounted on two nodes)."""
+        from hasf.agents.fs_release import Release
+
+        release = Release(device, number, self.deadline, self.log, force=False,
+                          scratch=None)
+        if not self.deadline.wait_for(release.attempt, 0.1, 1.0):
+            self.log.error("start failed and %s could not be unmounted again%s"
+                           % (canonical, release.blame()))
 
     def _fsck(self):
         p = self.params
@@ -245,65 +359,26 @@ class Filesystem(RememberingAgent):
 
     # --- stop ---------------------------------------------------------------------------
     def release(self, device, directory):
-        directory = os.path.normpath(directory)
-        unmount = Unmount(self, device, directory)
-        if not self.deadline.wait_for(unmount.attempt, 0.1, 1.0):
-            raise ocf.GenericError("%s is still mounted on %s after %.0fs of stop%s"
-                                   % (device, directory, self.deadline.seconds,
-                                      unmount.blame()))
+        from hasf.agents.fs_release import Release
 
-
-class Unmount:
-    """Unmount rounds for stop: umount; if busy, signal the holders (TERM, then KILL)."""
-
-    def __init__(self, agent, device, directory):
-        self.agent, self.device, self.directory = agent, device, directory
-        self.last_holders = []
-        self.termed_at = None
-        fast = agent.params.fast_stop is not False
-        self.grace = FAST_GRACE if fast else max(FAST_GRACE, agent.deadline.seconds / 5)
-
-    def attempt(self):
-        """One round; True once the filesystem is no longer mounted there."""
-        import time
-
-        from hasf.runner import CommandTimeout, run
-
-        agent = self.agent
-        mount = agent._ours(self.device, self.directory)
-        if mount is None:
-            return True
+        number, canonical = self._place(device, directory)
+        if number is None:
+            mount = self._ours(device, None, canonical)
+            if mount is None:
+                return  # no such device here and nothing recorded: nothing was started
+            number = mount.device
+        fast = self.params.fast_stop is not False
+        grace = FAST_GRACE if fast else max(FAST_GRACE, self.deadline.seconds / 5)
+        release = Release(device, number, self.deadline, self.log,
+                          force=self.params.force_unmount != "false", grace=grace,
+                          scratch=self._scratch())
         try:
-            result = run(["umount", "--", self.directory], deadline=agent.deadline,
-                         timeout=30, log=agent.log)
-        except CommandTimeout as exc:  # the stop's time is up: report what holds it
-            agent.log.warning("umount %s: %s" % (self.directory, exc.message))
-            return False
-        if result.ok and agent._ours(self.device, self.directory) is None:
-            return True
-        self.last_holders = mounts.holders(mount.device)
-        if not self.last_holders or agent.params.force_unmount == "false":
-            agent.log.warning("umount %s: %s" % (self.directory, result.summary()))
-            return False
-        now = time.monotonic()
-        if self.termed_at is None:
-            self.termed_at = now
-        sig = SIGTERM if now - self.termed_at < self.grace else SIGKILL
-        agent.log.warning("%s is busy; sending %s to %s" % (
-            self.directory, "SIGTERM" if sig == SIGTERM else "SIGKILL",
-            ", ".join(map(repr, self.last_holders))))
-        for holder in self.last_holders:
-            try:
-                os.kill(holder.pid, sig)
-            except ProcessLookupError:
-                pass
-        return False
-
-    def blame(self):
-        if not self.last_holders:
-            return ""
-        return "; held by " + ", ".join(map(repr, self.last_holders[:5])) + (
-            " and %d more" % (len(self.last_holders) - 5) if len(self.last_holders) > 5 else "")
+            done = self.deadline.wait_for(release.attempt, 0.1, 1.0)
+        except CannotRead as exc:
+            raise ocf.CannotTell("stop of %s: %s" % (device, exc.message)) from None
+        if not done:
+            raise ocf.GenericError("%s is still in use after %.0fs of stop%s"
+                                   % (device, self.deadline.seconds, release.blame()))
 
 
 main = ocf.main_for(Filesystem)

@@ -138,28 +138,47 @@ def test_stop_ends_every_kind_of_holder(fs):
             p.wait(5)
 
 
-def test_holders_in_other_mount_namespaces_are_left_alone(fs):
-    """A process in another mount namespace (a container, a node's private namespace) holds
-    its own copy of the mount, which does not keep this one busy: stop kills only the
-    holder here."""
+def test_a_private_namespace_copy_with_a_writer_is_released_too(fs):
+    """A process in another mount namespace (a container, a service's private namespace)
+    holds a copy of the mount: the superblock stays alive and writable there, so a stop
+    that left it would let a second node mount the same ext4.  Stop ends that holder too
+    and removes the copy; nothing of the device stays mounted anywhere on the node.
+    (This test once required the opposite -- rc 0 with the copy still there.)
+    Mutation: in fs_release.targets, keep only views with view.here -> rc 0 while the
+    copy lives (the 'mounted nowhere' assertion fails)."""
     assert fs("start").rc == 0
     here = subprocess.Popen(["sleep", "600"], cwd=fs.mnt)
     elsewhere = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "python3", "-c",
-         "import os, time; os.chdir(%r); time.sleep(600)" % fs.mnt])
+         "import os, time; os.chdir(%r)\nwhile True:\n"
+         "    open('w', 'a').write('x'); time.sleep(0.05)" % fs.mnt])
     try:
         time.sleep(0.5)
         assert here.poll() is None and elsewhere.poll() is None
         stopped = fs("stop", timeout=20000)
         assert stopped.rc == 0, stopped
         assert not mounted(fs.mnt)
-        assert here.wait(5) is not None
-        assert elsewhere.poll() is None  # untouched
-        assert "%d (" % elsewhere.pid not in stopped.stderr
+        assert here.wait(5) is not None and elsewhere.wait(5) is not None
+        assert "%d (" % elsewhere.pid in stopped.stderr  # named when it was signalled
+        assert mounted_anywhere(fs.disk.device) == []
     finally:
         for proc in (here, elsewhere):
             proc.kill()
             proc.wait(5)
+
+
+def mounted_anywhere(device):
+    """Mount points of device in any mount namespace, as /proc/*/mountinfo show them."""
+    number = os.stat(device).st_rdev
+    wanted = "%d:%d" % (os.major(number), os.minor(number))
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/mountinfo" % pid) as handle:
+                found.update(line.split()[4] for line in handle if line.split()[2] == wanted)
+        except OSError:
+            pass
+    return sorted(found)
 
 
 def test_force_unmount_false_fails_in_time_and_names_the_holder(fs):
