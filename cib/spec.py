@@ -2,9 +2,8 @@
 
 Why TOML: a spec is a handful of flat tables and lists written by hand;
 TOML has no implicit typing surprises (YAML's `no`, `on`, `1e3`, `08`), is
-in the standard library from Python 3.11 (`tomllib`), and its subset used
-here is small enough for the bundled fallback parser on 3.9/3.10 -- YAML
-would need PyYAML, a dependency hasf does not allow.  See
+in the standard library from Python 3.11 (`tomllib`) and is the same code as
+`tomli` below it (hasf.cib.tomlread) -- YAML would need PyYAML.  See
 cib/examples/hasf-demo.toml for every key with comments.
 
 `load()` checks the whole spec and raises one SpecError listing every
@@ -16,7 +15,7 @@ first one.
 import re
 
 from hasf.addresses import is_ipv4
-from hasf.cib import toml
+from hasf.cib import tomlread
 from hasf.cib.build import CibError, duration, score
 from hasf.cib.errors import Problems
 from hasf.cib.ids import why_invalid
@@ -166,20 +165,13 @@ class _Reader:
             return None
 
 
-def _load_text(text, source):
-    try:
-        return toml.loads(text)
-    except toml.TOMLError as exc:
-        raise CibError("%s is not valid TOML: %s" % (source, exc)) from None
+def load(path, collect=False, module=None):
+    return parse(tomlread.load(path, module), path, collect)
 
 
-def load(path, collect=False):
-    with open(path, encoding="utf-8") as handle:
-        return parse(_load_text(handle.read(), path), path, collect)
-
-
-def loads(text, source="spec", collect=False):
-    return parse(_load_text(text, source), source, collect)
+def loads(text, source="spec", collect=False, module=None):
+    """module: the TOML reader (default tomllib / tomli; tests pass either explicitly)."""
+    return parse(tomlread.loads(text, source, module), source, collect)
 
 
 TOP_KEYS = ("cluster", "agents", "resource-defaults", "op-defaults", "fence",
