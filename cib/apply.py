@@ -22,6 +22,7 @@ from lxml import etree
 from hasf.cib import verify
 from hasf.cib.build import parse_text, serialize
 from hasf.cib.errors import CibError, SpecError, ToolError
+from hasf.cib.files import create_private
 from hasf.cib.tools import Scratch, Tools
 
 OWNED = ("rsc_defaults", "op_defaults", "resources", "constraints", "fencing-topology")
@@ -49,16 +50,24 @@ def _insert_section(configuration, element):
     configuration.append(element)
 
 
+def _child(parent, tag, attribute, value):
+    """parent's first <tag> whose attribute equals value (no XPath built from a name)."""
+    for element in parent.iterchildren(tag):
+        if element.get(attribute) == value:
+            return element
+    return None
+
+
 def _merge_properties(current_config, wanted_config):
     crm_config = current_config.find("crm_config")
     taken = {el.get("id") for el in current_config.getroottree().iter() if el.get("id")}
     for wanted_set in wanted_config.findall("crm_config/cluster_property_set"):
-        have = crm_config.find("cluster_property_set[@id='%s']" % wanted_set.get("id"))
+        have = _child(crm_config, "cluster_property_set", "id", wanted_set.get("id"))
         if have is None:
             crm_config.append(copy.deepcopy(wanted_set))
             continue
         for pair in wanted_set.findall("nvpair"):
-            existing = have.find("nvpair[@name='%s']" % pair.get("name"))
+            existing = _child(have, "nvpair", "name", pair.get("name"))
             if existing is not None:
                 existing.set("value", pair.get("value"))
             else:
@@ -112,8 +121,7 @@ def _ensure_file(tools, schema, scratch, dry_run):
     empty = tools.local(["cibadmin", "--empty", schema]).stdout
     if dry_run:
         return Tools(tools.prefix, scratch.write("empty.xml", empty), tools.env, tools.timeout)
-    with open(tools.cib_file, "w") as handle:
-        handle.write(empty)
+    create_private(tools.cib_file, empty)   # it will hold the fence passwords: 0600
     return tools
 
 

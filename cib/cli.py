@@ -308,7 +308,7 @@ def cmd_fragment(args):
     problems = Problems()
     agents.check_tree(element, _catalog(args), problems, args.strict_agents)
     if base is not None and element.get("id") and \
-            base.find(".//*[@id='%s']" % element.get("id")) is not None:
+            any(el.get("id") == element.get("id") for el in base.iter()):
         problems.error("", "id %s already exists in %s" % (element.get("id"), args.cib))
     if not problems and not args.no_validate:
         verdict = verify.validate_fragment(element, base, _schema(args))
@@ -340,10 +340,9 @@ def _emit(args, text):
     if not output or output == "-":
         sys.stdout.write(text)
         return
-    tmp = output + ".tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, output)
+    from hasf.cib.files import replace_private
+
+    replace_private(output, text)      # a CIB holds fence passwords: never 0644
 
 
 # -- argument parsing -------------------------------------------------------------------------

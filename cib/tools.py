@@ -50,15 +50,17 @@ def schema_path(schema, directory=None):
 
 
 class Scratch:
-    """A private temporary directory for tool input and output files."""
+    """A private temporary directory (0700) for tool input and output files; its files
+    are created 0600 (they hold whole CIBs, fence passwords included)."""
 
     def __init__(self):
         self.path = tempfile.mkdtemp(prefix="hasf-cib-")
 
     def write(self, name, text):
+        from hasf.cib.files import create_private
+
         path = os.path.join(self.path, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        create_private(path, text)
         return path
 
     def read(self, name):

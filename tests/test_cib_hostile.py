@@ -142,3 +142,93 @@ def test_plain_names_still_find_agents_in_the_directories(tmp_path, capsys):
     assert cli.main(["build", str(spec), "--agents-dir", str(agents_dir), "--strict-agents",
                      "-o", str(tmp_path / "out.xml")]) == cli.EXIT_OK, capsys.readouterr().err
     assert marker.exists()
+
+
+# -- files that hold secrets, names with quotes ------------------------------------------
+SECRET = "Fz7-FencePW"
+SPEC_WITH_PASSWORD = """\
+[cluster]
+nodes = ["node1", "node2"]
+properties = { "it's-mine" = "x" }
+[[fence]]
+name = "fence-n1"
+agent = "fence_hasf_ipmi"
+hosts = ["node1"]
+params = { ip = "192.0.2.1", username = "admin", password = "%s" }
+[[fence]]
+name = "fence-n2"
+agent = "fence_hasf_ipmi"
+hosts = ["node2"]
+params = { ip = "192.0.2.2", username = "admin", password = "%s" }
+""" % (SECRET, SECRET)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_apply_to_a_new_cib_file_creates_it_0600(tmp_path, capsys):
+    """Real cibadmin/crm_diff/crm_verify on a file CIB.  Mutation: create the file with
+    open(path, "w") in apply._ensure_file -> 0644 (umask 022), the test fails."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC_WITH_PASSWORD)
+    target = tmp_path / "new-cib.xml"
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["apply", str(spec), "--cib-file", str(target)]) == cli.EXIT_OK, \
+            capsys.readouterr().err
+    finally:
+        os.umask(old)
+    assert SECRET in target.read_text()          # it does hold the password ...
+    assert _mode(target) == 0o600                # ... so nobody else may read it
+    # the property whose name has a quote is looked up without an interpolated XPath:
+    # applying again finds it and changes nothing (lxml raised XPathEvalError before).
+    # Mutation: apply._merge_properties with have.find("nvpair[@name='%s']" % name)
+    assert cli.main(["apply", str(spec), "--cib-file", str(target)]) == cli.EXIT_OK
+    assert "unchanged" in capsys.readouterr().out
+    names = etree.parse(str(target)).getroot().xpath("//nvpair/@name")
+    assert "it's-mine" in names
+
+
+def test_apply_refuses_to_write_through_a_planted_symlink(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC_WITH_PASSWORD)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.symlink(str(victim), str(tmp_path / "link.xml"))
+    os.unlink(str(tmp_path / "link.xml"))
+    # a dangling link: the file "does not exist", yet O_NOFOLLOW|O_EXCL must not follow it
+    os.symlink(str(tmp_path / "created-elsewhere.xml"), str(tmp_path / "link.xml"))
+    assert cli.main(["apply", str(spec), "--cib-file", str(tmp_path / "link.xml")]) != 0
+    assert not (tmp_path / "created-elsewhere.xml").exists()
+    assert victim.read_text() == "precious\n"
+
+
+def test_build_output_is_0600_and_keeps_an_existing_mode(tmp_path, capsys):
+    """Mutation: _emit writing output + ".tmp" with open() -> 0644, predictable name."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC_WITH_PASSWORD)
+    out = tmp_path / "cib.xml"
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["build", str(spec), "-o", str(out)]) == cli.EXIT_OK
+        assert _mode(out) == 0o600 and SECRET in out.read_text()
+        out.chmod(0o640)                            # the user's choice for an existing file
+        assert cli.main(["build", str(spec), "-o", str(out)]) == cli.EXIT_OK
+        assert _mode(out) == 0o640
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cib.xml", "spec.toml"]
+
+
+def test_scratch_files_are_0600(tmp_path):
+    from hasf.cib.tools import Scratch
+
+    old = os.umask(0)
+    try:
+        with Scratch() as scratch:
+            path = scratch.write("cib.xml", "<cib/>")
+            assert _mode(path) == 0o600 and _mode(scratch.path) == 0o700
+    finally:
+        os.umask(old)
+
