@@ -3,7 +3,9 @@
 Both manage objects inside one tgtd: the same `implementation` and
 `tgt_control_port` parameters, the same tgtadm client (hasf.agents.tgt),
 one lock per tgtd so two resources starting on a node never interleave
-their tgtadm sequences (ClusterLabs' lock is not atomic, #637/#917), and a
+their tgtadm sequences (ClusterLabs' lock is not atomic, #637/#917) -- held
+around each sequence only, never across a wait, so one stop stuck on a hung
+backing store does not starve every other operation on the node -- and a
 state file that remembers what this node created, so stop and probes stay
 right when the parameters they are given are broken.
 """
@@ -79,6 +81,11 @@ class TgtResource(RememberingAgent):
         port = self.params.tgt_control_port or 0
         return Lock("hasf-tgt-%d" % port, self.deadline,
                     {"HA_RSCTMP": rsctmp(self.invocation.environ)})
+
+    def _locked(self, func, *args):
+        """func(*args) under the tgtd lock: one tgtadm sequence, then the lock is free."""
+        with self.tgt_lock():
+            return func(*args)
 
     def targets(self):
         """{iqn: Target}, or {} when tgtd (or tgt itself) is provably not there."""

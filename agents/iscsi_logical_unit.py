@@ -112,11 +112,15 @@ class ISCSILogicalUnit(base.TgtResource):
         return None
 
     def release(self, iqn, lun, path):
-        with self.tgt_lock():
-            if not self.deadline.wait_for(lambda: self._remove(iqn, lun, path), 0.2, 1.0):
-                raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator "
-                                       "that keeps logging in?) after %.0fs of stop"
-                                       % (lun, iqn, self.deadline.seconds))
+        """Rounds of removal until the LU is gone, the lock held only during a round: an
+        LU whose backing store hangs under an initiator's I/O must not keep every other
+        target and LU on this tgtd from starting and stopping meanwhile."""
+        if not self.deadline.wait_for(lambda: self._locked(self._remove, iqn, lun, path),
+                                      0.2, 1.0):
+            raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator "
+                                   "that keeps logging in, or I/O stuck on its backing "
+                                   "store?) after %.0fs of stop"
+                                   % (lun, iqn, self.deadline.seconds))
 
     # --- helpers ------------------------------------------------------------------------
     def _find(self, iqn, lun, path):

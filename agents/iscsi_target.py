@@ -6,8 +6,9 @@ names, so an existing configuration moves over unchanged.  Differences:
 - The target is found by its exact IQN; `tid` is optional (the lowest free
   one is taken at start and remembered), and a tid held by another target is
   reported, not overwritten.
-- Starts are serialised per tgtd by a real lock; a failed start removes what
-  it created, so a half-configured target never serves initiators.
+- Starts are serialised per tgtd by a real lock, held only around each tgtadm
+  sequence (never across stop's waits); a failed start removes what it
+  created, so a half-configured target never serves initiators.
 - Stop closes every session, removes the target and returns only once tgtd
   no longer lists it -- bounded by the stop timeout, never an endless loop.
 - "Not running" only when tgtd says so or provably does not run; tgtd
@@ -132,10 +133,12 @@ class ISCSITarget(base.TgtResource):
         return None
 
     def release(self, iqn):
-        with self.tgt_lock():
-            if not self.deadline.wait_for(lambda: self._remove(iqn), 0.2, 1.0):
-                raise ocf.GenericError("target %s is still in tgtd after %.0fs of stop"
-                                       % (iqn, self.deadline.seconds))
+        """Rounds of removal until the target is gone, the lock held only during a round:
+        between rounds (an initiator's stuck I/O, a session that will not close) every
+        other target and LU on this tgtd must be able to start and stop."""
+        if not self.deadline.wait_for(lambda: self._locked(self._remove, iqn), 0.2, 1.0):
+            raise ocf.GenericError("target %s is still in tgtd after %.0fs of stop"
+                                   % (iqn, self.deadline.seconds))
 
     # --- helpers ------------------------------------------------------------------------
     def _free_tid(self, targets):

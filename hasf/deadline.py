@@ -52,6 +52,9 @@ class Deadline:
 
         Returns the truthy value, or None on expiry.  The interval may grow
         (doubling up to max_interval) so long waits do not hammer a daemon.
+        A sleep that ends at the deadline is not followed by one more call: the
+        predicate usually runs a command, which would start with no time left and
+        fail with "no time left" instead of the caller's own reason.
         """
         delay = interval
         while True:
@@ -62,6 +65,8 @@ class Deadline:
             if left <= 0:
                 return None
             self._sleep(min(delay, left))
+            if self.expired():
+                return None
             if max_interval:
                 delay = min(delay * 2, max_interval)
 

@@ -264,6 +264,116 @@ def test_concurrent_starts_get_distinct_tids(agents, tgtd, workdir):
                   if line.startswith("Target ")) == sorted("Target %d" % t for t in range(1, 9))
 
 
+def tgtd_blocked_on_its_store(tgtd, seconds=10):
+    """Wait until tgtd's backing-store threads sleep uninterruptibly (state D, waiting
+    for pages the frozen FUSE daemon will not deliver): its I/O is stuck."""
+    end = time.monotonic() + seconds
+    tasks = "/proc/%d/task" % tgtd.proc.pid
+    while time.monotonic() < end:
+        for task in os.listdir(tasks):
+            try:
+                with open(os.path.join(tasks, task, "stat")) as handle:
+                    state = handle.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state == "D":
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("stuck", ["iSCSILogicalUnit", "iSCSITarget"])
+def test_a_stuck_stop_does_not_starve_other_resources_of_the_tgtd(stuck, agents, tgtd,
+                                                                  workdir):
+    """One LU's backing store hangs (a FUSE filesystem whose daemon is stopped stands in
+    for a dead NFS export or iSCSI disk under the SAN) while an initiator reads it: tgtd
+    keeps the LU "still active", so stopping it (or its target) cannot finish and runs to
+    its timeout.  Meanwhile another target and LU on the same tgtd must start and stop
+    in time: the per-tgtd lock is held around each round of tgtadm calls, not across the
+    stop's waits.  Afterwards, with the store back, the stuck stop completes.
+    Mutation: in iSCSILogicalUnit.release / iSCSITarget.release, wrap the whole
+    `deadline.wait_for(...)` in `with self.tgt_lock():` again (as before): the other
+    resource's start then waits for the lock and fails ("timed out waiting for lock")."""
+    from support.hungfs import HungFuse
+
+    rsc = os.path.join(workdir, "rsc")
+    port = tgtd.control_port
+    other_iqn = IQN + "-other"
+    with HungFuse(workdir, "store") as store:
+        image = backing_file(store.mount_point, "hung.img", 64)
+        hung_target = AgentRun(agents["iSCSITarget"], rsc, "hung-target", "iSCSITarget",
+                               iqn=IQN, tgt_control_port=port)
+        hung_lun = AgentRun(agents["iSCSILogicalUnit"], rsc, "hung-lun", "iSCSILogicalUnit",
+                            target_iqn=IQN, lun=1, path=image, tgt_control_port=port)
+        other_target = AgentRun(agents["iSCSITarget"], rsc, "other-target", "iSCSITarget",
+                                iqn=other_iqn, tgt_control_port=port)
+        other_lun = AgentRun(agents["iSCSILogicalUnit"], rsc, "other-lun", "iSCSILogicalUnit",
+                             target_iqn=other_iqn, lun=1, path=backing_file(workdir),
+                             tgt_control_port=port)
+        assert hung_target("start").rc == 0 and hung_lun("start").rc == 0
+        store.freeze()  # before any read: nothing of the image is in the page cache
+        perf = subprocess.Popen(["iscsi-perf", "-m", "32", "-b", "128", tgtd.url(IQN, 1)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        stuck_run = hung_lun if stuck == "iSCSILogicalUnit" else hung_target
+        stopping = None
+        try:
+            assert tgtd_blocked_on_its_store(tgtd), "tgtd's I/O never reached the frozen store"
+            log = os.path.join(workdir, "stuck-stop.log")
+            stopping = subprocess.Popen([stuck_run.agent, "stop"],
+                                        env=stuck_run.env(0, 30000, {"HA_LOGFILE": log}),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+            deadline = time.monotonic() + 10
+            while "still active (will retry)" not in _text(log):
+                assert time.monotonic() < deadline and stopping.poll() is None, \
+                    "the stop did not get stuck: %s" % (stopping.communicate(),)
+                time.sleep(0.2)
+            for action, run in (("start", other_target), ("start", other_lun),
+                                ("monitor", other_lun), ("stop", other_lun),
+                                ("stop", other_target)):
+                done = run(action, timeout=5000)
+                assert done.rc == 0 and done.seconds < 3, (action, run.instance, done)
+            assert stopping.poll() is None  # all that while, the stuck stop was waiting
+        finally:
+            os.killpg(perf.pid, signal.SIGKILL)
+            perf.wait(5)
+            store.thaw()
+            if stopping is not None:
+                out, err = stopping.communicate(timeout=60)
+        assert stopping.returncode == 0, err  # the store is back: the stop completes
+        assert "hung.img" not in tgtd.show()
+        assert hung_target("stop").rc == 0 and IQN not in tgtd.show()
+
+
+def _text(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def test_waiting_for_the_tgtd_lock_respects_the_deadline(target, tgtd, workdir):
+    """Another agent holding the per-tgtd lock (here: this test, with flock) makes a
+    start wait for it -- but only within its own timeout, with a reason."""
+    import fcntl as _fcntl
+
+    rsc = os.path.join(workdir, "rsc")
+    os.makedirs(rsc, exist_ok=True)
+    holder = os.open(os.path.join(rsc, "hasf-tgt-%d.lock" % tgtd.control_port),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _fcntl.flock(holder, _fcntl.LOCK_EX)
+        started = target("start", timeout=2000)
+    finally:
+        os.close(holder)
+    assert started.rc == OCF["ERR_GENERIC"] and started.seconds < 2.0, started
+    assert "timed out waiting for lock" in started.reason
+    assert IQN not in tgtd.show()
+    assert target("start", timeout=2000).rc == 0
+
+
 HIDE_AND_EXEC = """
 import os, subprocess, sys
 empty, tool, agent, action = sys.argv[1:5]
