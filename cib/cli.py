@@ -23,6 +23,7 @@ from hasf.cib.build import Op, serialize
 from hasf.cib.errors import CibError, Problems, SpecError, ToolError
 from hasf.cib.expand import AGENTS, build_spec, ops_for
 from hasf.cib.ids import IdProvider, why_invalid
+from hasf.cib.unverified import warn_unverified
 from hasf.truth import parse_bool
 from hasf.cib.tools import Tools, newest_schema, schema_path
 
@@ -76,7 +77,8 @@ def _load_cib(args, path):
         problems = Problems()
         agents.check_names(root, problems)     # before any tool sees the file
         problems.raise_if_any(path)
-        return root, []
+        warn_unverified(root, problems)
+        return root, problems.warnings
     cib, warnings = build_spec(path, _catalog(args), _schema(args), args.strict_agents)
     return cib.root, warnings
 
@@ -307,6 +309,7 @@ def cmd_fragment(args):
     element = args.builder(args, ids)
     problems = Problems()
     agents.check_tree(element, _catalog(args), problems, args.strict_agents)
+    warn_unverified(element, problems)
     if base is not None and element.get("id") and \
             any(el.get("id") == element.get("id") for el in base.iter()):
         problems.error("", "id %s already exists in %s" % (element.get("id"), args.cib))

@@ -16,6 +16,7 @@ clone's `notify` and `allow-migrate` come from it; otherwise from the table.
 
 from hasf.cib import build
 from hasf.cib.agents import AgentCatalog, check_tree
+from hasf.cib.unverified import warn_unverified
 from hasf.cib.build import Cib, Expr, Op, parse_agent
 from hasf.cib.errors import CibError, Problems
 from hasf.cib.tools import newest_schema
@@ -184,6 +185,7 @@ class Expander:
             if top is not None:
                 self.constrain(workload, top)
         check_tree(self.cib.root, self.catalog, self.problems, self.strict)
+        warn_unverified(self.cib.root, self.problems)
         return self.cib
 
     def fencing(self):

@@ -219,7 +219,7 @@ membership = "ocf:pacemaker:o2cb"
 [resource-defaults]""")
     cib, problems = expand.expand(spec.loads(text), AgentCatalog(use_source=False))
     assert problems.errors == []
-    assert [w for w in problems.warnings if "fence_hasf_demo" not in w] == []
+    assert [w for w in problems.warnings if "fence_hasf_ipmi" not in w] == []
     root = cib.root
     vm = root.find(".//primitive[@id='vm1']")
     assert vm.get("type") == "VirtualDomain"

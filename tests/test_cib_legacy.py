@@ -47,9 +47,9 @@ def test_constraints_in_the_old_form(old):
 
 
 def test_stonith_cloned_as_a_cluster_glue_plugin(old):
-    clone = old.find(".//clone[@id='stonith-demo-clone']")
+    clone = old.find(".//clone[@id='fence-node1-clone']")
     prim = clone.find("primitive")
-    assert (prim.get("class"), prim.get("type")) == ("stonith", "external/hasf-demo")
+    assert (prim.get("class"), prim.get("type")) == ("stonith", "external/hasf-ipmi")
     pairs = {p.get("name"): p.get("value") for p in clone.find("instance_attributes").iter("nvpair")}
     assert pairs == {"clone_max": "2", "clone_node_max": "1"}
     assert clone.get("globally_unique") == "false"

@@ -31,9 +31,12 @@ def test_demo_has_every_step_of_the_seed():
     assert props == {"stonith-enabled": "true", "stonith-action": "reboot",
                      "no-quorum-policy": "ignore"}
     assert [n.get("uname") for n in root.iter("node")] == ["node1", "node2"]
-    fence = root.find(".//primitive[@id='stonith-demo']")
-    assert fence.get("class") == "stonith" and fence.get("type") == "fence_hasf_demo"
-    assert fence.find(".//nvpair[@name='pcmk_host_list']").get("value") == "node1 node2"
+    # power fencing that verifies: one IPMI device per BMC, the race delay on one of them
+    for node in ("node1", "node2"):
+        fence = root.find(".//primitive[@id='fence-%s']" % node)
+        assert fence.get("class") == "stonith" and fence.get("type") == "fence_hasf_ipmi"
+        assert fence.find(".//nvpair[@name='pcmk_host_list']").get("value") == node
+    fence = root.find(".//primitive[@id='fence-node1']")
     assert fence.find(".//nvpair[@name='pcmk_delay_max']").get("value") == "15s"
     # SAN: target + LUN grouped and pinned to node2 by a rule
     san = root.find(".//group[@id='san']")
