@@ -254,3 +254,50 @@ def test_depth_20_does_not_follow_a_planted_symlink(agent, workdir, disk):
     assert fs("monitor", extra=depth20).rc == OCF["ERR_GENERIC"]
     assert not os.path.exists(os.path.join(workdir, "store-%s" % node))
     assert fs("stop").rc == 0
+
+
+def test_a_qemu_in_libvirts_own_mount_namespace_holding_its_image(agent, workdir, disk):
+    """libvirt starts each qemu in a mount namespace of its own (a slave of the host's): the
+    host's umount succeeds, but this kernel (6.x) then leaves the busy slave copy behind,
+    alive and written by qemu, and the holder is invisible to a scan of this namespace.
+    Stop must see that copy, find qemu by mount id, end it and remove the copy.  Real
+    libvirtd + qemu (TCG) with its disk image on the store.
+    Mutation: namespaces.views() returning only our own view -> stop answers 0 with the
+    qemu's copy still mounted (the 'mounted nowhere' assertion fails)."""
+    from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+    from support.libvirtd import virsh
+
+    uri = ensure_system_libvirtd()
+    mnt = os.path.join(workdir, "mnt")
+    fs = store(agent, workdir, disk, mnt)
+    assert fs("start").rc == 0
+    # systemd makes every mount shared on a real node, so libvirt's per-qemu namespace gets
+    # a *slave* copy; this machine has no systemd: make the store's mount shared as it would
+    subprocess.run(["mount", "--make-shared", mnt], check=True)
+    image = os.path.join(mnt, "vm1.raw")
+    with open(image, "wb") as handle:
+        handle.truncate(1 << 20)
+    os.chmod(mnt, 0o755)
+    os.chmod(image, 0o666)
+    name = unique_domain_name("hasf-fs")
+    xml = diskless_domain_xml(name).replace(
+        "<controller type='usb' model='none'/>",
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        "<source file='%s'/><target dev='vda' bus='virtio'/></disk>"
+        "<controller type='usb' model='none'/>" % image)
+    path = os.path.join(workdir, "vm.xml")
+    with open(path, "w") as handle:
+        handle.write(xml)
+    created = virsh(uri, "create", path)
+    assert created.returncode == 0, created.stderr
+    try:
+        pid = int(open("/run/libvirt/qemu/%s.pid" % name).read())
+        assert os.readlink("/proc/%d/ns/mnt" % pid) != os.readlink("/proc/self/ns/mnt"), \
+            "libvirtd gave qemu no mount namespace of its own: this test proves nothing"
+        assert len(mounted_anywhere(disk.device)) == 1  # one mount point, two namespaces
+        stopped = fs("stop", timeout=20000)
+        assert stopped.rc == 0, stopped
+        assert "%d (qemu" % pid in stopped.stderr, stopped.stderr
+        assert mounted_anywhere(disk.device) == []
+    finally:
+        virsh(uri, "destroy", name)
