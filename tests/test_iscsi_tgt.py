@@ -319,6 +319,12 @@ def test_a_stuck_stop_does_not_starve_other_resources_of_the_tgtd(stuck, agents,
         stopping = None
         try:
             assert tgtd_blocked_on_its_store(tgtd), "tgtd's I/O never reached the frozen store"
+            # a stop that cannot finish fails in time with its own reason -- not with
+            # "no time left to run tgtadm" from one more round started at the deadline
+            # (mutation: drop the `if self.expired(): return None` in Deadline.wait_for)
+            short = stuck_run("stop", timeout=3000)
+            assert short.rc == OCF["ERR_GENERIC"] and short.seconds < 3.0, short
+            assert "still in tgtd" in short.reason, short
             log = os.path.join(workdir, "stuck-stop.log")
             stopping = subprocess.Popen([stuck_run.agent, "stop"],
                                         env=stuck_run.env(0, 30000, {"HA_LOGFILE": log}),

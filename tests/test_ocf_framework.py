@@ -314,3 +314,23 @@ def test_deadline_wait_for_uses_injected_sleep():
     assert slept == [1, 1, 1]
     assert d.wait_for(lambda: False, interval=2, max_interval=4) is None
     assert now[0] == 10 and slept[3:] == [2, 4, 1]
+
+
+def test_wait_for_does_not_poll_again_once_the_deadline_has_passed():
+    """The predicate usually runs a command: one more call after sleeping into the
+    deadline would start it with no time left and fail with "no time left" instead of
+    the caller's reason.  Mutation: drop `if self.expired(): return None` in wait_for."""
+    from hasf.deadline import Deadline
+
+    now = [0.0]
+    calls = []
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    def predicate():
+        calls.append(now[0])
+        return False
+
+    assert Deadline(5, clock=lambda: now[0], sleep=sleep).wait_for(predicate, 2) is None
+    assert calls == [0.0, 2.0, 4.0] and now[0] == 5.0
