@@ -9,24 +9,33 @@ Anchor: heartbeat/iscsi, same parameter names.  Differences:
 - discovery_type=static creates the node record from portal + target
   without a discovery, for targets behind NAT or that announce unreachable
   portals;
-- stop refuses to log out while a disk of the session is mounted or held by
-  device-mapper: logging out under a mounted filesystem throws away its
-  writes.  Stop the Filesystem first (order constraints do that).
+- stop refuses to log out while a disk of the session is mounted -- in any
+  mount namespace of the node -- or held open through device-mapper:
+  logging out under a mounted filesystem throws away its writes.  Stop the
+  Filesystem first (order constraints do that).  A device-mapper map that
+  nobody has open (a multipath map left idle) does not block the logout.
+- the portal must be an IP address: sysfs shows sessions by address, so a
+  host name could never be matched (the start would log in and then time
+  out, the stop and probes would not see the session).
 """
 
 import os
 
 from hasf import ocf
 from hasf.agents import iscsi_sessions
-from hasf.addresses import format_portal, is_iscsi_name, split_portal
-from hasf.kernelfs import entries, read_attr
+from hasf.addresses import format_portal, is_ip_network, is_ipv4, is_iscsi_name, split_portal
+from hasf.kernel import CannotRead
+from hasf.kernel.attrs import entries, read_attr
 
 DEFAULT_PORT = 3260
 
 
 def _is_portal(text):
     portal = split_portal(text, DEFAULT_PORT)
-    return portal is not None and all(c.isalnum() or c in ".-:" for c in portal[0])
+    if portal is None:
+        return False
+    host = portal[0]
+    return is_ipv4(host) or (":" in host and "/" not in host and is_ip_network(host))
 
 
 def normal_portal(text):
@@ -42,9 +51,13 @@ class ISCSIInitiator(ocf.ResourceAgent):
         "devices; usually a clone, ordered after the target and before the filesystems on its "
         "LUNs. Parameter names follow ocf:heartbeat:iscsi.")
     parameters = (
-        ocf.Parameter("portal", ocf.Checked(_is_portal, "address[:port]"), required=True,
-                      shortdesc="Portal address",
-                      longdesc="The target's portal, address[:port] (port 3260 if omitted)."),
+        ocf.Parameter("portal", ocf.Checked(_is_portal, "an IP address[:port] (not a host "
+                                                        "name: the kernel shows sessions by "
+                                                        "address)"),
+                      required=True, shortdesc="Portal address",
+                      longdesc="The target's portal, IPv4 or [IPv6] address[:port] (port 3260 "
+                               "if omitted). Not a host name: sessions are matched by the "
+                               "address the kernel shows."),
         ocf.Parameter("target", ocf.Checked(is_iscsi_name, "an iSCSI name (iqn., eui., naa.)"),
                       required=True, unique=True, shortdesc="Target IQN",
                       longdesc="The IQN of the target to log in to."),
@@ -77,12 +90,31 @@ class ISCSIInitiator(ocf.ResourceAgent):
                                    % self.params.iscsiadm)
 
     # --- monitor ------------------------------------------------------------------------
+    def _sessions_or_tell(self, read):
+        try:
+            return read()
+        except CannotRead as exc:
+            raise ocf.CannotTell("iSCSI sessions: %s" % exc.message) from None
+
+    def _found(self):
+        """This resource's sessions: to its target through its portal."""
+        return self._sessions_or_tell(lambda: iscsi_sessions.find(self.params.target,
+                                                                  self.portal))
+
+    def _unmatched(self):
+        """Sessions that might be this resource's when its parameters are unusable: to its
+        target through any portal, or -- without a usable target -- every session."""
+        if self.params.target is not None:
+            return self._sessions_or_tell(lambda: [
+                s for s in iscsi_sessions.sessions() if s.target == self.params.target])
+        return self._sessions_or_tell(iscsi_sessions.sessions)
+
     def monitor(self):
         if self.params.target is None or self.params.portal is None:
-            if self.invocation.is_probe and not iscsi_sessions.sessions():
-                return ocf.NOT_RUNNING  # no session at all on this node
+            if self.invocation.is_probe and not self._unmatched():
+                return ocf.NOT_RUNNING  # no session that could be this one on this node
             raise ocf.NotConfigured("; ".join(self.problems))
-        found = iscsi_sessions.find(self.params.target, self.portal)
+        found = self._found()
         if not found:
             return ocf.NOT_RUNNING
         if any(s.logged_in for s in found):
@@ -95,7 +127,7 @@ class ISCSIInitiator(ocf.ResourceAgent):
                                                             found[0].state))
 
     def _logged_in(self):
-        found = iscsi_sessions.find(self.params.target, self.portal)
+        found = self._found()
         return found if any(s.logged_in for s in found) else None
 
     # --- start --------------------------------------------------------------------------
@@ -156,14 +188,19 @@ class ISCSIInitiator(ocf.ResourceAgent):
     # --- stop ---------------------------------------------------------------------------
     def stop(self):
         if self.params.target is None or self.params.portal is None:
-            if not iscsi_sessions.sessions():
+            if not self._unmatched():
                 return None
             raise ocf.NotConfigured("cannot tell which session to end: %s"
                                     % "; ".join(self.problems))
-        found = iscsi_sessions.find(self.params.target, self.portal)
+        found = self._found()
         if not found:
             return None
-        busy = [use for session in found for use in _in_use(session.disks)]
+        try:
+            busy = _in_use([d for session in found for d in session.disks], self.deadline,
+                           self.log)
+        except CannotRead as exc:
+            raise ocf.CannotTell("cannot tell whether the disks of %s are in use: %s"
+                                 % (self.params.target, exc.message)) from None
         if busy:
             raise ocf.GenericError("not logging out of %s: %s (stop what uses it first)"
                                    % (self.params.target, "; ".join(busy)))
@@ -172,8 +209,7 @@ class ISCSIInitiator(ocf.ResourceAgent):
         if not result.ok and result.rc != 21:  # 21: no session (gone meanwhile)
             raise ocf.GenericError("logout from %s failed: %s" % (self.params.target,
                                                                  result.summary()))
-        if not self.deadline.wait_for(lambda: not iscsi_sessions.find(self.params.target,
-                                                                       self.portal), 0.2, 1.0):
+        if not self.deadline.wait_for(lambda: not self._found(), 0.2, 1.0):
             raise ocf.GenericError("the session to %s is still there after logout"
                                    % self.params.target)
         return None
@@ -189,26 +225,69 @@ class ISCSIInitiator(ocf.ResourceAgent):
                                    % self.params.iscsiadm) from None
 
 
-def _in_use(disks, sysfs=iscsi_sessions.SYSFS):
-    """What holds these disks or their partitions: mounts and device-mapper holders."""
-    from hasf.agents import mounts
+def _in_use(disks, deadline, log, sysfs=iscsi_sessions.SYSFS):
+    """What uses these disks or their partitions: a mount in any mount namespace, or a
+    holder (device-mapper, md) that is itself open.  CannotRead when it cannot tell."""
+    from hasf.kernel import namespaces
 
-    table = mounts.mounts()
+    tables = namespaces.tables()
     uses = []
     for disk in disks:
         base = os.path.join(sysfs, "block", disk)
         names = [disk] + [p for p in entries(base) if p.startswith(disk)]
         for name in names:
             node = os.path.join(base, name) if name != disk else base
-            number = read_attr(os.path.join(node, "dev"))
-            if number:
-                major, _, minor = number.partition(":")
-                for mount in table:
-                    if mount.device == (int(major), int(minor)):
-                        uses.append("/dev/%s is mounted on %s" % (name, mount.mount_point))
+            number = _number(read_attr(os.path.join(node, "dev")))
+            if number is not None:
+                uses.extend("/dev/%s is mounted on %r" % (name, seen)
+                            for seen in namespaces.sightings(number, read=tables))
             for holder in entries(os.path.join(node, "holders")):
-                uses.append("/dev/%s is held by %s" % (name, holder))
+                use = _holder_use(name, holder, tables, deadline, log, sysfs)
+                if use:
+                    uses.append(use)
     return uses
+
+
+def _number(text):
+    major, sep, minor = (text or "").partition(":")
+    return (int(major), int(minor)) if sep and major.isdigit() and minor.isdigit() else None
+
+
+def _holder_use(name, holder, tables, deadline, log, sysfs):
+    """Why `holder` (dm-N, mdN) of /dev/name blocks a logout, or None when it is an
+    unused device-mapper map (open count 0: an idle multipath map, for instance)."""
+    from hasf.kernel import namespaces
+
+    if not holder.startswith("dm-"):
+        return "/dev/%s is held by %s" % (name, holder)
+    number = _number(read_attr(os.path.join(sysfs, "block", holder, "dev")))
+    if number is None:
+        return None  # the map went away meanwhile
+    if namespaces.sightings(number, read=tables) or \
+            entries(os.path.join(sysfs, "block", holder, "holders")):
+        return "/dev/%s is held by %s, which is mounted or stacked on" % (name, holder)
+    opened = _dm_open_count(number, deadline, log)
+    if opened is None:
+        return "/dev/%s is held by %s, whose open count cannot be read" % (name, holder)
+    if opened:
+        return "/dev/%s is held by %s (open count %d)" % (name, holder, opened)
+    log.info("/dev/%s is held by %s, which nobody has open: not in the way" % (name, holder))
+    return None
+
+
+def _dm_open_count(number, deadline, log):
+    """The map's open count (dmsetup's view of the kernel's), or None if unknown."""
+    from hasf.runner import CommandError, run
+
+    try:
+        result = run(["dmsetup", "info", "-c", "--noheadings", "-o", "open", "-j",
+                      str(number[0]), "-m", str(number[1])], timeout=10, deadline=deadline,
+                     log=log)
+    except CommandError as exc:
+        log.warning("dmsetup info: %s" % exc.message)
+        return None
+    text = result.stdout.strip()
+    return int(text) if result.ok and text.isdigit() else None
 
 
 main = ocf.main_for(ISCSIInitiator)

@@ -17,7 +17,7 @@ Layout used (stable since Linux 2.6.2x):
 import os
 
 from hasf.addresses import format_portal
-from hasf.kernelfs import entries, read_attr
+from hasf.kernel.attrs import entries, read_attr
 
 SYSFS = "/sys"
 

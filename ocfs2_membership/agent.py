@@ -158,13 +158,14 @@ class OCFS2Membership(ocf.ResourceAgent):
         return None
 
     def stop(self):
-        from hasf.agents import mounts
+        from hasf.kernel import namespaces
 
         cluster, o2nm = self.params.cluster_name or "ocfs2", self.o2nm
         if not o2nm.available or cluster not in o2nm.clusters():
             return None
-        mounted = [m.mount_point for m in mounts.mounts() if m.fstype == "ocfs2"]
-        if mounted:
+        mounted = sorted({"%s (%r)" % (m.mount_point, view) for view, table in
+                          namespaces.tables() for m in table if m.fstype == "ocfs2"})
+        if mounted:  # in any mount namespace: a container's copy is a live mount too
             raise ocf.GenericError("OCFS2 is still mounted on %s: stop those Filesystem "
                                    "resources first" % ", ".join(mounted))
         if not self.deadline.wait_for(lambda: not o2nm.regions(cluster), 0.2, 1.0):

@@ -18,7 +18,7 @@ done from the cluster's own configuration instead of a file on every node.
 import os
 
 from hasf.errors import HasfError
-from hasf.kernelfs import entries, read_attr
+from hasf.kernel.attrs import entries, is_directory, read_attr
 
 CONFIGFS = "/sys/kernel/config"
 
@@ -54,7 +54,7 @@ class NodeManager:
     @property
     def available(self):
         """Whether o2nm is loaded and configfs mounted (the `cluster` directory exists)."""
-        return os.path.isdir(self.root)
+        return is_directory(self.root)
 
     def clusters(self):
         return entries(self.root)
@@ -83,7 +83,7 @@ class NodeManager:
         """Heartbeat regions (directories; the files beside them are o2hb's settings):
         one per OCFS2 volume mounted (or being mounted) here."""
         base = os.path.join(self.root, cluster, "heartbeat")
-        return [n for n in entries(base) if os.path.isdir(os.path.join(base, n))]
+        return [n for n in entries(base) if is_directory(os.path.join(base, n))]
 
     # --- changes --------------------------------------------------------------------------
     def register(self, cluster):
