@@ -195,6 +195,8 @@ def run(argv, *, input=None, env=None, base_env=None, timeout=None, deadline=Non
     if log is not None:
         log.debug("running: %s" % redact(" ".join(argv)))
     data = reveal(input).encode() if input is not None else None
+    if deadline is not None:  # what resolving and logging took is not the child's to use
+        limit = deadline.bound(timeout)
     try:
         rc, out, err = spawn(argv[0], argv, environ, data, limit, KILL_GRACE)
     except SpawnTimeout as exc:
