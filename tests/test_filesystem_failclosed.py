@@ -227,6 +227,11 @@ def test_depth_20_on_a_store_that_stops_answering(agent, workdir, hung_disk):
     assert result.rc == OCF["ERR_GENERIC"], result
     assert time.monotonic() - began < 3.5, result
     assert "did not finish within" in result.reason
+    # depth 10: dd reading the device waits on it in D state; the runner abandons it
+    began = time.monotonic()
+    result = fs("monitor", timeout=3000, limit=30, extra={"OCF_CHECK_LEVEL": "10"})
+    assert result.rc == OCF["ERR_GENERIC"] and "hung" in result.reason, result
+    assert time.monotonic() - began < 3.5, result
     assert fs("monitor", timeout=3000).rc == 0  # depth 0 reads only mountinfo: still 0
 
 
