@@ -43,8 +43,9 @@ def run():
         mine = measure("hasf probe", [agent, "monitor"], env_stop, runs=30)
         theirs = measure("Filesystem probe", [HEARTBEAT, "monitor"], env_stop, runs=30)
         report.compare("probe (not mounted)", mine, theirs)
-        report.note("depth 0 reads /proc/self/mountinfo in-process; depth 10/20 run one dd each"
-                    " (ClusterLabs: several processes at every depth)")
+        report.note("depth 0 reads /proc/self/mountinfo in-process; depth 10 runs one dd, depth"
+                    " 20 one forked child as well; the probe checks every mount namespace and"
+                    " an exclusive open (ClusterLabs: several processes at every depth)")
     finally:
         subprocess.run(["umount", mnt], timeout=30, capture_output=True)
         subprocess.run(["losetup", "-d", device], timeout=30, capture_output=True)
