@@ -8,11 +8,22 @@ reaches libvirt, a remembered domain identity (state file) so stop and
 probes stay right when the config on shared storage is gone, and "not
 running" only when that is proven.
 
-Modules: vm_config (read the domain XML, cheap identity), vm_libvirt (the
-bounded, error-translating libvirt boundary), vm_procs (hypervisor processes
-when libvirtd is unreachable), vm_migrate (live migration).  Nothing heavy is
-imported for meta-data; a depth-0 monitor loads only libvirt-python's C
-extension (vm_libvirt.LeanHypervisor), no libvirt.py, typing, re or lxml.
+Modules: vm_params (parameter declarations and checks), vm_config (the
+domain XML's identity), vm_store (every touch of the shared store, in a
+bounded child), vm_libvirt (the bounded, error-translating libvirt
+boundary), vm_stop (stop, with or without libvirtd), vm_procs (hypervisor
+processes when libvirtd is unreachable), vm_migrate (live migration).
+Nothing heavy is imported for meta-data; a depth-0 monitor loads only
+libvirt-python's C extension (vm_libvirt.LeanHypervisor), no libvirt.py,
+typing, re, subprocess, threading or lxml -- and a monitor of a domain this
+node started forks nothing: it decides from the record under HA_RSCTMP.
+
+The shared store is never touched in the agent's own process: monitor and
+stop decide from the recorded identity first and read the config only when
+there is no record; every config read (and the snapshot, monitor-script
+and save_config_on_stop accesses) runs in a child bounded by the deadline.
+A config that is not there falls back to what is known; one that cannot be
+read (hung store, EIO) is "cannot tell", never "not running".
 
 Differences from VirtualDomain worth knowing: monitor_scripts run at
 OCF_CHECK_LEVEL=10 (not on every monitor); utilization is set only when
@@ -24,69 +35,13 @@ domain is OCF_DEGRADED (running, needs attention), not "running" silently.
 import os
 
 from hasf import ocf
-from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled, OCFError
-from hasf.ocf.params import Checked as _Checked
-
-_SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
-_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
-_DIGITS = frozenset("0123456789")
-_ALNUM = _LOWER | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ") | _DIGITS
-_CONTROL = frozenset(chr(c) for c in range(32)) | {"\x7f"}
-# characters RFC 3986 does not allow in a URI (they must be %-encoded); the sub-delimiters it
-# does allow ($ & ' ; ...) pass through literally -- no shell ever sees a parameter
-_URI_FORBIDDEN = _CONTROL | frozenset(' "<>\\^`{|}')
+from hasf.agents.vm_params import _MIGRATION_OPTIONS, ACTIONS, PARAMETERS  # noqa: F401
+from hasf.agents.vm_stop import Stopping
+from hasf.agents.vm_stop import closing as _closing
+from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled
 
 
-def _is_uri(text):
-    scheme, sep, rest = text.partition("://")
-    return bool(sep and scheme and scheme[0].isascii() and scheme[0].isalpha()
-                and set(scheme) <= _ALNUM | set("+.-") and not set(rest) & _URI_FORBIDDEN)
-
-
-def _is_domain_name(text):
-    return 0 < len(text) <= 255 and "/" not in text and not set(text) & _CONTROL
-
-
-def _is_shutdown_mode(text):
-    return text == "" or all(mode in _SHUTDOWN_MODES for mode in text.split(","))
-
-
-_MIGRATION_OPTIONS = ("abort_on_error", "auto_converge", "compressed", "unsafe",
-                      "change_protection", "tls", "non_shared_disk", "non_shared_inc",
-                      "undefine_source")
-
-
-def _is_migration_options(text):
-    return text == "" or all(word in _MIGRATION_OPTIONS for word in text.split(","))
-
-
-def _is_word(first, rest):
-    return lambda text: text == "" or (text[0] in first and set(text[1:]) <= rest)
-
-
-def _is_script_list(text):
-    return all(word.startswith("/") and "\0" not in word for word in text.split())
-
-
-def _closing(handler):
-    """Close the run's libvirt connection when the action's handler is done (clean logout
-    instead of a connection reset at exit)."""
-    def action(self):
-        try:
-            return handler(self)
-        finally:
-            self.close_hypervisor()
-    action.__name__, action.__doc__ = handler.__name__, handler.__doc__
-    return action
-
-
-def _uri_param(name, shortdesc, longdesc, pct_n=False):
-    hint = "a libvirt URI such as qemu+ssh://%n/system" if pct_n else \
-        "a libvirt URI such as xen:///system or qemu:///system"
-    return ocf.Parameter(name, _Checked(_is_uri, hint), shortdesc=shortdesc, longdesc=longdesc)
-
-
-class VirtualMachine(ocf.ResourceAgent):
+class VirtualMachine(Stopping, ocf.ResourceAgent):
     name = "VirtualMachine"
     version = "1.0"
     shortdesc = "Manages a libvirt virtual machine (Xen, KVM/qemu), with live migration"
@@ -100,159 +55,8 @@ class VirtualMachine(ocf.ResourceAgent):
         "stay correct when the config file is unreachable; a probe answers 'not running' "
         "without libvirtd only when no hypervisor process for the domain exists on the node. "
         "For live migration set the meta attribute allow-migrate=true.")
-    parameters = (
-        ocf.Parameter(
-            "config", ocf.Path(), unique=True, shortdesc="Domain XML file",
-            longdesc="The libvirt domain XML file (as written by 'virsh dumpxml'), given as "
-                     "an absolute path; the domain name is read from it. Either config or name "
-                     "must be set."),
-        ocf.Parameter(
-            "name", _Checked(_is_domain_name, "a libvirt domain name without '/' or control "
-                                              "characters"),
-            unique=True, shortdesc="Domain name",
-            longdesc="Name of a domain already defined in libvirt on every node, to manage it "
-                     "without a config file. With config, it must match the <name> there."),
-        _uri_param("hypervisor", "Hypervisor URI",
-                   "libvirt connection URI of the local hypervisor, e.g. xen:///system or "
-                   "qemu:///system. Unset: libvirt's default URI, which is xen:///system on "
-                   "a Xen dom0."),
-        ocf.Parameter(
-            "persistent", ocf.Boolean(), default=False, shortdesc="Define the domain persistently",
-            longdesc="false: create a transient domain from config on start (it disappears from "
-                     "libvirt when stopped). true: define the domain from config (autostart "
-                     "switched off: the cluster starts it) and start it; the definition stays "
-                     "after stop. A domain given by name only is always started persistently."),
-        ocf.Parameter(
-            "force_stop", ocf.Boolean(), default=False, shortdesc="Destroy on stop",
-            longdesc="Destroy the domain at once on stop instead of shutting it down gracefully "
-                     "first."),
-        ocf.Parameter(
-            "shutdown_mode",
-            _Checked(_is_shutdown_mode, "empty (the hypervisor's default) or a comma-separated "
-                                        "list of: " + ", ".join(_SHUTDOWN_MODES)),
-            default="", shortdesc="Graceful shutdown method(s)",
-            longdesc="How the graceful part of stop asks the guest to shut down, passed to "
-                     "libvirt's virDomainShutdownFlags: acpi (power button), agent (qemu guest "
-                     "agent), initctl, signal, paravirt (Xen); with several, libvirt picks one "
-                     "that works."),
-        ocf.Parameter(
-            "shutdown_timeout_share", ocf.Integer(0, 100), default=70,
-            shortdesc="Share of the stop timeout for graceful shutdown (%)",
-            longdesc="Percentage of the stop operation's timeout to wait for the graceful "
-                     "shutdown before the domain is destroyed; the rest is kept for the destroy. "
-                     "0 behaves like force_stop."),
-        ocf.Parameter(
-            "save_config_on_stop", ocf.Boolean(), default=False,
-            shortdesc="Write the running domain's XML back to config",
-            longdesc="Before stop and migrate_to, write the domain's current (migratable) XML "
-                     "back to the config file, so changes made to the running domain survive "
-                     "(atomic replace; only when it changed; a failure is logged, never fails "
-                     "the stop)."),
-        ocf.Parameter(
-            "snapshot", ocf.Path(), shortdesc="Directory for saved domain state",
-            longdesc="If set, stop saves the domain's memory state to <snapshot>/<name>.state "
-                     "(falling back to shutdown/destroy if saving fails) and start restores "
-                     "it from there if the file exists (and removes it once restored)."),
-        ocf.Parameter(
-            "migration_transport", _Checked(_is_word(_LOWER, _LOWER | _DIGITS),
-                                            "a libvirt transport such as ssh, tcp, tls or "
-                                            "libssh"),
-            default="", shortdesc="Remote libvirt transport",
-            longdesc="Transport used to connect to the target node's libvirtd when remoteuri "
-                     "is not set: the destination URI is the hypervisor URI with '+transport' "
-                     "added and the target node as host (qemu:///system -> "
-                     "qemu+ssh://node2/system)."),
-        ocf.Parameter(
-            "migration_user", _Checked(_is_word(_LOWER | {"_"}, _LOWER | _DIGITS | set("-_.")),
-                                       "a user name"),
-            default="", shortdesc="Remote user for migration",
-            longdesc="User to connect to the target node's libvirtd as (user@node in the "
-                     "destination URI)."),
-        ocf.Parameter(
-            "migration_network_suffix", _Checked(lambda t: set(t) <= _ALNUM | set(".-"),
-                                                 "host name characters"),
-            default="", shortdesc="Migration network host suffix",
-            longdesc="Appended to the first label of the target node name to reach it on a "
-                     "dedicated migration network (node2.example.com + '-mig' -> "
-                     "node2-mig.example.com)."),
-        _uri_param("remoteuri", "Destination libvirt URI",
-                   "Explicit libvirt URI of the target node's hypervisor; %n is replaced by "
-                   "the target node (with migration_network_suffix). Overrides "
-                   "migration_transport and migration_user.", pct_n=True),
-        _uri_param("migrateuri", "Migration data URI",
-                   "Hypervisor URI the migration data goes to, e.g. tcp://%n:49152; %n is "
-                   "replaced by the target node (with migration_network_suffix). Unset: "
-                   "tcp://<target>:<migrateport> if migrateport is set, else libvirt's choice.",
-                   pct_n=True),
-        ocf.Parameter(
-            "migrateport", ocf.Integer(1, 65535), shortdesc="Migration data port",
-            longdesc="TCP port for the migration data when migrateuri is not set."),
-        ocf.Parameter(
-            "migration_peer2peer", ocf.Boolean(), default=False, shortdesc="Peer-to-peer migration",
-            longdesc="Let the source libvirtd connect to the destination itself "
-                     "(VIR_MIGRATE_PEER2PEER) instead of the agent driving both."),
-        ocf.Parameter(
-            "migration_tunnelled", ocf.Boolean(), default=False, shortdesc="Tunnelled migration",
-            longdesc="Tunnel the migration data through the libvirtd connection "
-                     "(VIR_MIGRATE_TUNNELLED; implies peer-to-peer; migrateuri is not used)."),
-        ocf.Parameter(
-            "migration_options",
-            _Checked(_is_migration_options, "empty or a comma-separated list of: "
-                     + ", ".join(_MIGRATION_OPTIONS)),
-            default="", shortdesc="More live migration flags",
-            longdesc="libvirt migration flags added to every live migration "
-                     "(VIR_MIGRATE_<OPTION>): e.g. auto_converge,compressed for busy guests, "
-                     "unsafe when the disk cache mode makes libvirt refuse, abort_on_error to "
-                     "stop on I/O errors. Replaces VirtualDomain's free-form migrate_options."),
-        ocf.Parameter(
-            "migration_speed", ocf.Integer(0), default=0, shortdesc="Migration bandwidth (MiB/s)",
-            longdesc="Maximum migration bandwidth in MiB/s; 0 means unlimited."),
-        ocf.Parameter(
-            "migration_downtime", ocf.Integer(0), default=0,
-            shortdesc="Maximum migration downtime (ms)",
-            longdesc="Maximum tolerable downtime of the live migration in milliseconds; 0 "
-                     "keeps the hypervisor's default."),
-        ocf.Parameter(
-            "monitor_scripts", _Checked(_is_script_list, "space-separated absolute paths"),
-            default="", shortdesc="Guest check programs (depth 10)",
-            longdesc="Programs run one after another by a monitor with OCF_CHECK_LEVEL=10 while "
-                     "the domain runs (no arguments; HASF_DOMAIN_NAME in their environment); a "
-                     "non-zero exit fails the monitor."),
-        ocf.Parameter(
-            "guest_agent_check", ocf.Boolean(), default=False,
-            shortdesc="Ping the qemu guest agent (depth 10)",
-            longdesc="A monitor with OCF_CHECK_LEVEL=10 pings the qemu guest agent "
-                     "(guest-ping); no answer fails the monitor. qemu/KVM only."),
-        ocf.Parameter(
-            "autoset_utilization_cpu", ocf.Boolean(), default=False,
-            shortdesc="Set utilization 'cpu' from the vCPU count",
-            longdesc="On start and migrate_from, set the resource's utilization attribute cpu "
-                     "to the domain's vCPU count (crm_resource -z)."),
-        ocf.Parameter(
-            "autoset_utilization_hv_memory", ocf.Boolean(), default=False,
-            shortdesc="Set utilization 'hv_memory' (MiB)",
-            longdesc="On start and migrate_from, set the utilization attribute hv_memory to the "
-                     "domain's memory in MiB."),
-        ocf.Parameter(
-            "autoset_utilization_host_memory", ocf.Boolean(), default=False,
-            shortdesc="Set utilization 'host_memory' (MiB)",
-            longdesc="On start and migrate_from, set the utilization attribute host_memory to "
-                     "the domain's memory in MiB."),
-        ocf.Parameter(
-            "stop_without_libvirtd", ocf.Boolean(), default=True,
-            shortdesc="Stop qemu directly when libvirtd is unreachable",
-            longdesc="When libvirtd cannot be reached during stop, end the domain's qemu process "
-                     "directly (SIGTERM, then SIGKILL) and succeed once it is gone, instead of "
-                     "failing the stop (which makes Pacemaker fence the whole node). false: "
-                     "stop fails while the domain's process runs."),
-    )
-    actions = (
-        ocf.Action("start", 90), ocf.Action("stop", 90),
-        ocf.Action("status", 30, interval=10, depth=0),
-        ocf.Action("monitor", 30, interval=10, depth=0),
-        ocf.Action("migrate_to", 120), ocf.Action("migrate_from", 60),
-        ocf.Action("validate-all", 30),
-    )
+    parameters = PARAMETERS
+    actions = ACTIONS
     check_levels = (0, 10)
 
     def __init__(self, *args):
@@ -287,36 +91,43 @@ class VirtualMachine(ocf.ResourceAgent):
             self.memory.write(text)
 
     def config(self):
-        """(xml, Identity) from the config file; raises ConfigUnavailable / NotConfigured."""
+        """(xml, Identity) from the config file, read in a bounded child; raises
+        ConfigUnavailable (not there), NotConfigured (not a domain XML), PermissionDenied,
+        or vm_store.StoreUnreadable (a CannotTell: hung store, EIO)."""
         if self._config is None:
             from hasf.agents import vm_config
 
-            self._config = vm_config.load(self.params.config)
+            self._config = vm_config.load(self.params.config, self.deadline)
         return self._config
 
     def identity(self):
-        """The domain's Identity, or None when nothing tells who it is.
+        """The domain's Identity for monitor and stop, or None when nothing tells who it is.
 
-        Order: the config file; else the name parameter; else the state file
-        written when this node last started the domain.  A config that is
-        unreachable is not an answer by itself.
+        Order: the state file written when this node last started the domain
+        (local tmpfs: no store access, no child); else the name parameter;
+        else the config file.  A config that is not there, or not a domain
+        XML, is no answer by itself (None: this node has not run the domain
+        since boot); one that cannot be read raises, so it is never taken for
+        "not running".
         """
         from hasf.agents.vm_config import ConfigUnavailable, Identity
 
-        if self.params.config:
-            try:
-                return self.config()[1]
-            except ConfigUnavailable as exc:
-                self.log.warning("%s; using what this node remembers" % exc.message)
-            except OCFError as exc:
-                self.log.warning("config unusable (%s); using what this node remembers"
-                                 % exc.message)
         remembered = self.remembered()
         if self.params.name:
             if remembered and remembered.name == self.params.name:
                 return remembered
-            return Identity(self.params.name)
-        return remembered
+            if not self.params.config:
+                return Identity(self.params.name)
+        elif remembered is not None:
+            return remembered
+        try:
+            return self.config()[1]
+        except ConfigUnavailable as exc:
+            self.log.warning("%s, and this node keeps no record of the domain" % exc.message)
+        except NotConfigured as exc:
+            self.log.warning("config unusable (%s), and this node keeps no record of the domain"
+                             % exc.message)
+        return Identity(self.params.name) if self.params.name else None
 
     # --- the libvirt connection ---------------------------------------------------------
     def hypervisor(self, within=None, retry=True, lean=False):
@@ -386,11 +197,10 @@ class VirtualMachine(ocf.ResourceAgent):
         if ident and p.name and ident.name != p.name:
             configured.append("name=%s does not match the domain name %s in %s"
                               % (p.name, ident.name, p.config))
-        if p.snapshot and not os.path.isdir(p.snapshot):
-            installed.append("snapshot directory %s does not exist" % p.snapshot)
-        for script in (p.monitor_scripts or "").split():
-            if not (os.path.isfile(script) and os.access(script, os.X_OK)):
-                installed.append("monitor script %s is not an executable file" % script)
+        from hasf.agents import vm_store
+
+        installed.extend(vm_store.check_paths(p.snapshot, (p.monitor_scripts or "").split(),
+                                              self.deadline))
         if configured:
             raise NotConfigured("; ".join(configured + installed))
         if installed:
@@ -528,10 +338,13 @@ class VirtualMachine(ocf.ResourceAgent):
             self._set_utilization(hv, dom)
             return None
         saved = self._saved_state(ident)
-        if saved and os.path.exists(saved):
+        from hasf.agents import vm_store
+
+        if saved and vm_store.exists(saved, self.deadline.sub(fraction=0.25)):
             self.log.info("restoring domain %s from %s" % (ident.name, saved))
             hv.call(hv.conn.restore, saved, what="restoring %s from %s" % (ident.name, saved))
-            os.unlink(saved)
+            # a state restored twice would roll the guest back: the file must go
+            vm_store.unlink(saved, self.deadline)
         elif xml is not None and self.params.persistent:
             dom = hv.call(hv.conn.defineXML, xml, what="defining domain %s" % ident.name)
             if hv.call(dom.autostart, what="reading autostart of %s" % ident.name):
@@ -590,177 +403,6 @@ class VirtualMachine(ocf.ResourceAgent):
                     self.log.warning("setting utilization %s: %s" % (attr, result.summary()))
             except CommandError as exc:
                 self.log.warning("setting utilization %s: %s" % (attr, exc.message))
-
-    # --- stop ---------------------------------------------------------------------------
-    @_closing
-    def stop(self):
-        """Stop the domain; success only when libvirt (or, without libvirtd, the process
-        table) shows it is not running.  Every libvirt call is capped at a quarter of the
-        stop timeout, so a libvirtd that hangs leaves time to end qemu directly."""
-        from hasf.agents.vm_libvirt import BadURI, CallTimeout, Unreachable
-
-        ident = self.identity()
-        if ident is None:
-            self.log.info("config %s unavailable and this node has not run the domain since "
-                          "boot: nothing to stop" % self.params.config)
-            return None
-        share = self.deadline.sub(fraction=0.25)
-        try:
-            try:
-                hv = self.hypervisor(share, retry=False)
-            except (Unreachable, BadURI, NotInstalled) as exc:
-                from hasf.agents.vm_procs import hypervisor_evidence
-
-                if hypervisor_evidence(ident.name, ident.uuid, self.deadline) is None:
-                    self.log.warning("%s; no hypervisor process for domain %s here: it is "
-                                     "stopped" % (exc.message, ident.name))
-                    return None
-                if not isinstance(exc, Unreachable) or isinstance(exc, CallTimeout):
-                    raise
-                # refused while the domain runs: libvirtd may be restarting; give it a while
-                hv = self.hypervisor(self.deadline.sub(fraction=0.25))
-            hv.call_cap = max(5.0, self.deadline.seconds / 4)
-            for each in filter(None, (ident, self._renamed_from(ident))):
-                dom = hv.lookup(each.name)
-                if dom is None or not hv.is_active(dom):
-                    self.log.info("domain %s is not running" % each.name)
-                    continue
-                self._stop_domain(hv, dom, each)
-        except (Unreachable, BadURI, NotInstalled) as exc:
-            return self._stop_without_libvirtd(ident, exc)
-        return None
-
-    def _save_config(self, hv, dom, ident):
-        """save_config_on_stop: the domain's migratable XML back into the config file."""
-        if not (self.params.save_config_on_stop and self.params.config):
-            return
-        path = self.params.config
-        try:
-            xml = hv.call(dom.XMLDesc, hv.lv.VIR_DOMAIN_XML_MIGRATABLE,
-                          what="reading the XML of %s" % ident.name, timeout=10)
-            try:
-                with open(path) as handle:
-                    if handle.read() == xml:
-                        return
-            except OSError:
-                pass
-            tmp = "%s.%d.tmp" % (path, os.getpid())
-            with open(tmp, "w") as handle:
-                handle.write(xml)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-            self.log.info("saved the XML of domain %s to %s" % (ident.name, path))
-        except (OSError, GenericError, NotConfigured) as exc:
-            self.log.warning("save_config_on_stop: could not write %s: %s" % (path, exc))
-
-    def _stop_domain(self, hv, dom, ident):
-        from hasf.agents.vm_libvirt import INACTIVE_STATES, PAUSED
-
-        self._save_config(hv, dom, ident)
-
-        def inactive(state):
-            return state is None or state in INACTIVE_STATES
-
-        share = 0 if self.params.force_stop else self.params.shutdown_timeout_share / 100.0
-        if share > 0:
-            graceful = self.deadline.sub(fraction=share)
-            saved = self._saved_state(ident)
-            if saved and self._save(hv, dom, ident, saved, graceful):
-                return
-            if hv.state(dom)[0] == PAUSED:
-                self.log.info("domain %s is paused and cannot shut down by itself" % ident.name)
-            elif self._shutdown(hv, dom, ident):
-                if hv.wait_state(dom, inactive, graceful, 0.2, 1.0) is not None:
-                    self.log.info("domain %s shut down" % ident.name)
-                    return
-                self.log.warning("domain %s did not shut down within %.0fs: destroying it"
-                                 % (ident.name, graceful.seconds))
-        self._destroy(hv, dom, ident, inactive)
-
-    def _shutdown(self, hv, dom, ident):
-        flags = 0
-        for mode in (self.params.shutdown_mode or "").split(","):
-            if mode:
-                flags |= getattr(hv.lv, {
-                    "acpi": "VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN",
-                    "agent": "VIR_DOMAIN_SHUTDOWN_GUEST_AGENT",
-                    "initctl": "VIR_DOMAIN_SHUTDOWN_INITCTL",
-                    "signal": "VIR_DOMAIN_SHUTDOWN_SIGNAL",
-                    "paravirt": "VIR_DOMAIN_SHUTDOWN_PARAVIRT"}[mode])
-        self.log.info("shutting down domain %s (shutdown_mode=%s, flags=%d)"
-                      % (ident.name, self.params.shutdown_mode or "default", flags))
-        try:
-            hv.call(dom.shutdownFlags, flags, what="shutting down %s" % ident.name, timeout=30)
-            return True
-        except GenericError as exc:
-            from hasf.agents.vm_libvirt import Unreachable
-
-            if isinstance(exc, Unreachable):
-                raise
-            self.log.warning("graceful shutdown refused (%s): destroying" % exc.message)
-            return False
-
-    def _save(self, hv, dom, ident, path, within):
-        from hasf.agents.vm_libvirt import CallTimeout, Unreachable
-
-        self.log.info("saving domain %s to %s" % (ident.name, path))
-        try:
-            hv.call(dom.save, path, what="saving %s to %s" % (ident.name, path),
-                    timeout=within.remaining())
-            return True
-        except GenericError as exc:
-            if isinstance(exc, Unreachable) and not isinstance(exc, CallTimeout):
-                raise  # libvirtd gone: stop() ends qemu itself
-            self.log.warning("could not save domain state (%s): shutting down instead"
-                             % exc.message)
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-            return False
-
-    def _destroy(self, hv, dom, ident, inactive):
-        """destroy until libvirt reports the domain inactive, or the deadline passes."""
-        last = []
-
-        def attempt():
-            try:
-                hv.call(dom.destroy, what="destroying %s" % ident.name)
-            except GenericError as exc:
-                from hasf.agents.vm_libvirt import Unreachable
-
-                if isinstance(exc, Unreachable):
-                    raise
-                last[:] = [exc.message]
-                self.log.warning("destroy failed: %s" % exc.message)
-            state, _ = hv.state(dom)
-            return inactive(state)
-
-        self.log.info("destroying domain %s" % ident.name)
-        if self.deadline.wait_for(attempt, 1.0, 4.0):
-            self.log.info("domain %s destroyed" % ident.name)
-            return
-        raise GenericError("domain %s is still active after destroy%s" % (
-            ident.name, ": " + last[0] if last else ""))
-
-    def _stop_without_libvirtd(self, ident, exc):
-        from hasf.agents.vm_procs import hypervisor_evidence, kill_qemu
-
-        evidence = hypervisor_evidence(ident.name, ident.uuid, self.deadline)
-        if evidence is None:
-            self.log.warning("%s; no hypervisor process for domain %s here: it is stopped"
-                             % (exc.message, ident.name))
-            return None
-        if not self.params.stop_without_libvirtd or not evidence.startswith("qemu"):
-            raise GenericError("%s, and %s still runs domain %s: cannot stop it"
-                               % (exc.message, evidence, ident.name))
-        if kill_qemu(ident.name, ident.uuid, self.deadline, self.log):
-            self.log.warning("domain %s stopped by ending its qemu process (libvirtd unreachable)"
-                             % ident.name)
-            return None
-        raise GenericError("%s, and domain %s's qemu process did not exit" % (exc.message,
-                                                                              ident.name))
 
     # --- live migration -----------------------------------------------------------------
     @_closing

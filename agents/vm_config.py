@@ -3,10 +3,11 @@
 Only the identity is needed by the agent itself (name, UUID, domain type);
 libvirt parses and checks the rest when it defines or creates the domain.
 pyexpat (part of CPython, ~1 ms to import) reads just that, so monitors and
-probes never pay for lxml.
+probes never pay for lxml.  The file itself is read by vm_store in a bounded
+child: it lives on the shared config store, which may hang.
 """
 
-from hasf.ocf.errors import NotConfigured, PermissionDenied
+from hasf.ocf.errors import NotConfigured
 
 
 class ConfigUnavailable(NotConfigured):
@@ -25,22 +26,6 @@ class Identity:
 
     def __repr__(self):
         return "Identity(%r, uuid=%r, type=%r)" % (self.name, self.uuid, self.domain_type)
-
-
-def read(path):
-    """The text of the config file; ConfigUnavailable / PermissionDenied with a clear reason."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(4 * 1024 * 1024 + 1)
-    except FileNotFoundError:
-        raise ConfigUnavailable("config file %s does not exist" % path) from None
-    except PermissionError:
-        raise PermissionDenied("config file %s is not readable" % path) from None
-    except OSError as exc:
-        raise ConfigUnavailable("cannot read config file %s: %s" % (path, exc.strerror)) from None
-    if len(data) > 4 * 1024 * 1024:
-        raise NotConfigured("config file %s is larger than 4 MiB: not a domain XML" % path)
-    return data
 
 
 def identity(data, origin="config"):
@@ -90,8 +75,15 @@ def _refuse_doctype(*_args):
     raise ValueError("a DOCTYPE is not allowed in a domain XML")
 
 
-def load(path):
-    """(xml text, Identity) of the config file at path."""
-    data = read(path)
+def load(path, deadline=None):
+    """(xml text, Identity) of the config file at path, read in a bounded child (vm_store):
+    ConfigUnavailable when it is not there, StoreUnreadable when the store cannot tell."""
+    from hasf.agents import vm_store
+
+    if deadline is None:
+        from hasf.deadline import Deadline
+
+        deadline = Deadline(30)
+    data = vm_store.read_config(path, deadline)
     ident = identity(data, "config file %s" % path)
     return data.decode("utf-8", "replace"), ident

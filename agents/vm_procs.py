@@ -2,15 +2,23 @@
 
 When libvirtd cannot be asked (down, hung), a probe may still answer "not
 running" -- but only with proof: no qemu process carries this domain's name
-or UUID, and (on a Xen dom0) the hypervisor has no domain of that name.  A
-stop may end the domain's qemu process itself rather than fail (a failed
-stop gets the whole node fenced).
-Only imported on those failure paths.
+or UUID, no process's command line was unreadable (it could be that qemu),
+and (on a Xen dom0) the hypervisor has no domain of that name.  A stop may
+end the domain's qemu process itself rather than fail (a failed stop gets
+the whole node fenced), and succeeds only once the processes it matched are
+gone -- judged by their /proc entries, never by matching command lines
+again: a qemu whose main thread has exited while another thread is stuck on
+a dead store has an empty command line and would "vanish" from a re-match.
+
+The raw /proc reads live in hasf.kernel.processes; this module decides what
+they mean for a domain.  Only imported on those failure paths.
 """
 
 import os
 import signal
 
+from hasf.kernel import CannotRead
+from hasf.kernel import processes
 from hasf.ocf.errors import CannotTell
 
 QEMU_NAMES = ("qemu-system-", "qemu-kvm", "kvm")
@@ -50,19 +58,61 @@ def matches(argv, name, uuid=None):
     return False
 
 
-def qemu_processes(name, uuid=None):
-    """psutil.Process objects of every qemu running domain `name`/`uuid` on this node."""
-    import psutil
+def argv_of(pid):
+    """The command line that identifies process pid; None when there is nothing to identify.
 
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
+    Nothing to identify: the process is gone, is a kernel thread, or has
+    finished exiting (a zombie whose threads are all dead holds nothing).
+    An empty command line of a process with a live thread (its main thread
+    exited, another is stuck in the kernel) is read through that thread,
+    which still shares the process's memory; if no thread shows one, the
+    process cannot be identified: CannotRead, never "not qemu".
+    """
+    argv = processes.cmdline(pid)
+    if argv:
+        return argv
+    if argv is None or processes.is_kernel_thread(pid) is not False:
+        return None
+    for tid in processes.threads(pid) or ():
+        if tid != pid:
+            argv = processes.cmdline(pid, tid)
+            if argv:
+                return argv
+    if not processes.alive(pid):
+        return None
+    raise CannotRead("the command line of process %d (empty, while a thread of it lives)"
+                     % pid)
+
+
+class Scan:
+    """The result of one pass over the process table for one domain."""
+
+    def __init__(self, matched, unreadable):
+        self.matched = matched          # pids whose command line runs the domain
+        self.unreadable = unreadable    # (pid, reason) of processes that could not be identified
+
+
+def scan(name, uuid=None):
+    """Every process that runs domain `name`/`uuid`, and every one that could not be read."""
+    try:
+        pids = processes.pids()
+    except CannotRead as exc:
+        return Scan([], [(None, exc.message)])
+    matched, unreadable = [], []
+    for pid in pids:
         try:
-            argv = proc.info["cmdline"] or []
-        except (psutil.Error, KeyError):
+            argv = argv_of(pid)
+        except CannotRead as exc:
+            unreadable.append((pid, exc.message))
             continue
-        if matches(argv, name, uuid):
-            found.append(proc)
-    return found
+        if argv and matches(argv, name, uuid):
+            matched.append(pid)
+    return Scan(matched, unreadable)
+
+
+def qemu_processes(name, uuid=None):
+    """The pids of every qemu process running domain `name`/`uuid` on this node."""
+    return scan(name, uuid).matched
 
 
 def xen_domain_exists(name, deadline):
@@ -84,35 +134,70 @@ def xen_domain_exists(name, deadline):
                      % (name, result.summary()))
 
 
+class Evidence:
+    """What runs domain `name` here: qemu pids (to end them) and a description."""
+
+    def __init__(self, text, pids=(), qemu=False):
+        self.text, self.pids, self.qemu = text, list(pids), qemu
+
+    def __str__(self):
+        return self.text
+
+
 def hypervisor_evidence(name, uuid, deadline):
-    """A description of what runs domain `name` here, or None when provably nothing does."""
-    procs = qemu_processes(name, uuid)
-    if procs:
-        return "qemu process %s" % ", ".join(str(p.pid) for p in procs)
+    """Evidence of what runs domain `name` here, or None when provably nothing does.
+
+    CannotTell when a process could not be identified: it might be this
+    domain's qemu, so its absence is not proven.
+    """
+    found = scan(name, uuid)
+    if found.matched:
+        return Evidence("qemu process %s" % ", ".join(str(p) for p in found.matched),
+                        found.matched, qemu=True)
+    if found.unreadable:
+        raise CannotTell("cannot tell whether a qemu process runs domain %s: %s" % (
+            name, "; ".join(reason for _pid, reason in found.unreadable[:3])))
     if xen_domain_exists(name, deadline):
-        return "Xen domain %s" % name
+        return Evidence("Xen domain %s" % name)
     return None
 
 
-def kill_qemu(name, uuid, deadline, log, grace=None):
-    """End every qemu process of the domain (TERM, then KILL); True once none is left."""
-    import psutil
+def _still_alive(pids):
+    """The pids that still exist with a live thread; an unreadable one counts as alive."""
+    left = []
+    for pid in pids:
+        try:
+            if processes.alive(pid):
+                left.append(pid)
+        except CannotRead:
+            left.append(pid)
+    return left
 
-    procs = qemu_processes(name, uuid)
-    if not procs:
-        return True
+
+def kill_qemu(pids, name, deadline, log, grace=None):
+    """End the qemu processes `pids` of domain `name` (TERM, then KILL); True once all are gone.
+
+    "Gone" is /proc/PID gone (or only a zombie with no live thread left),
+    waited for within the deadline.  Once matched, a pid is not matched
+    again: a dying qemu's command line is empty.
+    """
+    left = _still_alive(pids)
     grace = deadline.bound(10.0 if grace is None else grace) / 2
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for proc in procs:
+        for pid in left:
             log.warning("libvirtd is unreachable: sending %s to qemu process %d of domain %s"
-                        % (signal.Signals(sig).name, proc.pid, name))
+                        % (signal.Signals(sig).name, pid, name))
             try:
-                proc.send_signal(sig)
-            except psutil.NoSuchProcess:
+                os.kill(pid, sig)
+            except ProcessLookupError:
                 pass
-        _gone, alive = psutil.wait_procs(procs, timeout=max(0.1, grace))
-        procs = alive
-        if not procs:
+        within = deadline.sub(seconds=max(0.1, grace)) if sig == signal.SIGTERM else deadline
+        if within.wait_for(lambda: _ended(left), 0.05, 0.5):
             return True
-        grace = deadline.bound(5.0)
-    return not qemu_processes(name, uuid)
+    return False
+
+
+def _ended(pids):
+    """True when none of pids is alive; else pids keeps only the live ones."""
+    pids[:] = _still_alive(pids)
+    return not pids

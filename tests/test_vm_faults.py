@@ -39,8 +39,8 @@ def running(private, agent_path, domains, workdir):  # noqa: F811
     assert started.rc == 0, started
     assert len(qemu_processes(name)) == 1
     yield run
-    for proc in qemu_processes(name):
-        proc.kill()
+    for pid in qemu_processes(name):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _signal_libvirtd(private, sig):

@@ -72,8 +72,8 @@ def _failcount(cluster):
 def _qemu_pid(name):
     from hasf.agents.vm_procs import qemu_processes
 
-    procs = qemu_processes(name)
-    return procs[0].pid if len(procs) == 1 else None
+    pids = qemu_processes(name)
+    return pids[0] if len(pids) == 1 else None
 
 
 def test_pacemaker_starts_monitors_recovers_and_stops(cluster, domains, workdir):  # noqa: F811

@@ -205,7 +205,14 @@ def test_bad_parameters_are_err_configured(vm):
 
 
 def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # noqa: F811
-    """The config now names another domain: the one this node started must not be forgotten."""
+    """The config now names another domain: the one this node started must not be forgotten.
+
+    Monitor and stop decide from the record of what this node started (they do not read
+    the config while there is one: the store may hang), so the running domain is still
+    seen and stopped.  Mutation: identity() preferring the config over the record makes
+    monitor answer 7 for the new name while the old domain runs (before the record came
+    first, _check_renamed turned that into an error).
+    """
     assert vm("start").rc == 0
     renamed = domains.new("r")
     from support.libvirtd import diskless_domain_xml
@@ -213,8 +220,8 @@ def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # no
     with open(vm.config, "w") as handle:
         handle.write(diskless_domain_xml(renamed))
     monitor = vm("monitor")
-    assert monitor.rc == 1 and vm.name in monitor.reason, monitor
-    assert vm.probe().rc == 1
+    assert monitor.rc == 0, monitor  # the domain this node started still runs
+    assert vm.probe().rc == 0
     stopped = vm("stop", force_stop="true")
     assert stopped.rc == 0, stopped
     assert domstate(SYSTEM_URI, vm.name) is None
