@@ -16,12 +16,17 @@ What is done better than the anchors:
   must not turn into a successful fence.  A transient domain that vanishes
   after destroy is off (it was seen in this run before).
 
-libvirt-python is imported only when a device is opened (not for
-meta-data).  libvirt calls have no timeout of their own, so connecting runs
-in a helper thread bounded by login_timeout.
+It talks to libvirtd only through hasf.virt, the one libvirt boundary it
+shares with the VM agent (one error table): libvirt calls have no timeout
+of their own, so every call -- connect, lookup, state, destroy, create,
+list, getLibVersion -- runs bounded by what is left of the deadline the
+engine hands this call (connect also by login_timeout).  A libvirtd that
+accepts and then hangs makes the call fail in time, so power_timeout bounds
+off and reboot.  libvirt-python is imported only when a device is opened
+(not for meta-data).
 """
 
-from hasf import bounded
+from hasf import virt
 
 from hasf.stonith import fence_agent, glue
 from hasf.stonith.definition import Definition
@@ -40,20 +45,39 @@ PARAMS = (
           choices=("power_cycle", "reboot"), default="power_cycle", fence=False),
 )
 
-# virDomainState values (libvirt.VIR_DOMAIN_*), so status needs no constant lookups
-_STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
-                5: "shutoff", 6: "crashed", 7: "pmsuspended"}
-_OFF_STATES = (5,)          # shut off: no qemu process left
-_VIR_ERR_NO_DOMAIN = 42
-_VIR_ERR_OPERATION_INVALID = 55
+_OFF_STATES = (virt.SHUTOFF,)   # shut off: no qemu process left
+_GONE = (virt.ERR["NO_DOMAIN"], virt.ERR["OPERATION_INVALID"])
 
 
-def _call(func, timeout, what):
-    """func() bounded by `timeout` (hasf.bounded); DeviceError if libvirtd does not answer."""
-    try:
-        return bounded.call(func, (), timeout, what)
-    except bounded.TimedOut:
-        raise DeviceError("%s did not answer within %.0f s" % (what, timeout)) from None
+class LibvirtTimeout(DeviceError):
+    """libvirtd (or the hypervisor) did not answer within the deadline."""
+
+
+KINDS = virt.Kinds(unreachable=DeviceError, timeout=LibvirtTimeout, bad_uri=ConfigError,
+                   not_installed=DeviceError, denied=AuthError, config=DeviceError,
+                   failed=DeviceError)
+
+
+class FenceHypervisor(virt.Hypervisor):
+    """The boundary with fencing errors, and credentials for openAuth when configured."""
+
+    kinds = KINDS
+    auth = None      # (username, Secret password) or None
+
+    def _open(self):
+        if not self.auth:
+            return self.lv.open(self.uri)
+        lv, (username, password) = self.lv, self.auth
+
+        def answer(creds, _data):
+            for cred in creds:
+                if cred[0] == lv.VIR_CRED_AUTHNAME:
+                    cred[4] = username or ""
+                elif cred[0] == lv.VIR_CRED_PASSPHRASE:
+                    cred[4] = password.reveal() if password else ""
+            return 0
+        return lv.openAuth(self.uri, [[lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_PASSPHRASE],
+                                      answer, None], 0)
 
 
 class LibvirtDevice(Device):
@@ -68,130 +92,87 @@ class LibvirtDevice(Device):
                         "hasf destroys, verifies off, then starts the domain")
         self.username, self.password = opts.username, password
         self.timeout = opts.login_timeout
-        self._conn = None
-        self._libvirt = None
+        self.hv = None
         self._seen = set()
 
     # -- connection -----------------------------------------------------------------
-    def _lv(self):
-        if self._libvirt is None:
-            try:
-                import libvirt
-            except ImportError:
-                raise DeviceError("libvirt-python is not installed") from None
-            libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # no stderr noise
-            self._libvirt = libvirt
-        return self._libvirt
-
-    def conn(self):
-        if self._conn is None:
-            lv = self._lv()
+    def _hv(self, deadline):
+        """The connected boundary, its deadline now this call's (one connection per run)."""
+        if self.hv is None:
+            hv = FenceHypervisor(self.uri, deadline, self.log)
             if self.username or self.password:
-                def answer(creds, _data):
-                    for cred in creds:
-                        if cred[0] == lv.VIR_CRED_AUTHNAME:
-                            cred[4] = self.username or ""
-                        elif cred[0] == lv.VIR_CRED_PASSPHRASE:
-                            cred[4] = self.password.reveal() if self.password else ""
-                    return 0
-                auth = [[lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_PASSPHRASE], answer, None]
-                opener = lambda: lv.openAuth(self.uri, auth, 0)  # noqa: E731
-            else:
-                opener = lambda: lv.open(self.uri)  # noqa: E731
-            try:
-                self._conn = _call(opener, self.timeout, "libvirt at %s" % self.uri)
-            except lv.libvirtError as exc:
-                text = exc.get_error_message() or str(exc)
-                if "auth" in text.lower():
-                    raise AuthError("libvirt %s refused us: %s" % (self.uri, text)) from None
-                raise DeviceError("cannot connect to %s: %s" % (self.uri, text)) from None
-        return self._conn
+                hv.auth = (self.username, self.password)
+            hv.connect(deadline.sub(self.timeout), retry=False)
+            self.hv = hv
+        self.hv.deadline = deadline
+        return self.hv
 
     def close(self):
-        if self._conn is not None:
+        if self.hv is not None:
+            hv, self.hv = self.hv, None
             try:
-                self._conn.close()
+                hv.close()      # bounded, and skipped for a hung connection
             except Exception:  # noqa: BLE001 -- closing must not turn success into failure
                 pass
-            self._conn = None
 
-    def _domain(self, name):
-        """The virDomain, or None if it does not exist (only after we saw it)."""
-        lv = self._lv()
-        try:
-            dom = self.conn().lookupByName(name)
-        except lv.libvirtError as exc:
-            if exc.get_error_code() == _VIR_ERR_NO_DOMAIN:
-                if name in self._seen:
-                    return None
-                raise UnknownTarget("domain %s is not defined on %s" % (name, self.uri)) from None
-            raise DeviceError("looking up %s on %s: %s" % (name, self.uri, exc)) from None
+    def _domain(self, hv, name):
+        """The domain, or None if it does not exist (only after we saw it)."""
+        dom = hv.lookup(name)
+        if dom is None:
+            if name in self._seen:
+                return None
+            raise UnknownTarget("domain %s is not defined on %s" % (name, self.uri))
         self._seen.add(name)
         return dom
 
     # -- the five questions ----------------------------------------------------------
     def status(self, target, deadline):
-        dom = self._domain(target)
+        hv = self._hv(deadline)
+        dom = self._domain(hv, target)
         if dom is None:
             return OFF        # transient domain destroyed in this run
-        try:
-            state = dom.state()[0]
-        except self._lv().libvirtError as exc:
-            if exc.get_error_code() == _VIR_ERR_NO_DOMAIN:
-                return OFF
-            raise DeviceError("state of %s: %s" % (target, exc)) from None
-        if state in _OFF_STATES:
+        state, _reason = hv.state(dom)
+        if state is None or state in _OFF_STATES:
             return OFF
-        if state in _STATE_NAMES:
+        if state in virt.STATE_NAMES:
             return ON
         raise StatusUnknown("domain %s is in unknown state %r" % (target, state))
 
     def power_off(self, target, deadline, reboot=False):
-        dom = self._domain(target)
-        if dom is None:
-            return
-        try:
-            dom.destroy()
-        except self._lv().libvirtError as exc:
-            if exc.get_error_code() in (_VIR_ERR_NO_DOMAIN, _VIR_ERR_OPERATION_INVALID):
-                return        # already gone / not running: the status poll decides
-            raise DeviceError("destroy %s: %s" % (target, exc)) from None
+        hv = self._hv(deadline)
+        dom = self._domain(hv, target)
+        if dom is not None:
+            # already gone / not running: the status poll decides
+            hv.call(dom.destroy, what="destroying %s" % target, ignore=_GONE)
 
     def power_on(self, target, deadline):
-        dom = self._domain(target)
+        hv = self._hv(deadline)
+        dom = self._domain(hv, target)
         if dom is None:
             raise DeviceError("domain %s was transient and is gone; it cannot be started"
                               % target)
-        try:
-            dom.create()
-        except self._lv().libvirtError as exc:
-            if exc.get_error_code() == _VIR_ERR_OPERATION_INVALID and dom.isActive():
-                return
-            raise DeviceError("start %s: %s" % (target, exc)) from None
+        done = hv.call(dom.create, what="starting %s" % target,
+                       ignore=(virt.ERR["OPERATION_INVALID"],))
+        if done is virt.IGNORED and not hv.is_active_now(dom):
+            raise DeviceError("start %s: libvirt refused, and it is not running" % target)
 
     def list_targets(self, deadline):
-        lv = self._lv()
-        try:
-            domains = self.conn().listAllDomains(0)
-        except lv.libvirtError as exc:
-            raise DeviceError("listing domains on %s: %s" % (self.uri, exc)) from None
+        hv = self._hv(deadline)
+        domains = hv.call(hv.conn.listAllDomains, 0, what="listing domains on %s" % self.uri)
+        # name() and UUIDString() are answered from the client's copy: no round trip
         return sorted((d.name(), d.UUIDString()) for d in domains)
 
     def health(self, deadline):
-        lv = self._lv()
-        try:
-            self.conn().getLibVersion()
-        except lv.libvirtError as exc:
-            raise DeviceError("%s does not answer: %s" % (self.uri, exc)) from None
+        hv = self._hv(deadline)
+        hv.call(hv.conn.getLibVersion, what="asking %s for its version" % self.uri)
         missing = []
         for node, domain in self.map.items():
             try:
-                self._domain(domain)
+                self._domain(hv, domain)
             except UnknownTarget:
                 missing.append("%s (%s)" % (domain, node))
         if missing:
             raise DeviceError("not defined on %s: %s" % (self.uri, ", ".join(missing)))
-
 
 
 DEFINITION = Definition(
