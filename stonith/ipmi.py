@@ -178,14 +178,15 @@ class IpmiDevice(Device):
 
     def _native(self, call, deadline):
         """Run call(session) on the open RMCP+ session (opened on first use; a failed
-        call drops it so the next one logs in afresh, e.g. after a BMC reset)."""
+        call drops it so the next one logs in afresh, e.g. after a BMC reset), every
+        request bounded by this call's deadline."""
         from hasf.stonith import ipmi_native
 
         try:
             if self.session is None:
-                args = dict(self.native, timeout=min(self.native["timeout"],
-                                                     max(0.2, deadline.remaining())))
-                self.session = ipmi_native.Session(**args).connect()
+                session = ipmi_native.Session(deadline=deadline, **self.native)
+                self.session = session.connect()
+            self.session.deadline = deadline     # each request waits at most what is left
             return call(self.session)
         except DeviceError:
             self.close()

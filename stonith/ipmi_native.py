@@ -16,7 +16,15 @@ Scope (everything else goes through ipmitool, see hasf.stonith.ipmi):
   Privilege Level, Get Chassis Status, Chassis Control (power up/down),
   Close Session;
 - every response is integrity-checked and decrypted; sequence numbers and
-  request tags are matched; each request is retried within a timeout.
+  request tags are matched; each request is retried within a timeout;
+- bounded by the caller's deadline, not only at connect: a session lives
+  across the engine's status polls, each with its own deadline (`deadline`
+  is set per call), and every request's wait is min(per-try timeout, what
+  is left of it) -- a BMC that stops answering mid-session costs at most
+  the remaining time, not (retries + 1) x timeout per request.  The BMC's
+  name is resolved within the deadline too: a numeric address without any
+  lookup, a name by getaddrinfo in a helper thread (hasf.bounded; glibc's
+  resolver has no timeout of its own the caller could set).
 
 The password is used as the HMAC key in memory only; it is never sent.
 """
@@ -28,6 +36,7 @@ import os
 import struct
 import time
 
+from hasf import bounded
 from hasf.stonith.errors import AuthError, DeviceError
 
 # cipher suite -> (authentication, integrity, confidentiality) algorithm numbers
@@ -98,7 +107,7 @@ class Session:
     """One authenticated RMCP+ session with a BMC (a context manager)."""
 
     def __init__(self, host, port, username, password, cipher=3, privilege="administrator",
-                 timeout=2.0, retries=2, clock=time.monotonic):
+                 timeout=2.0, retries=2, clock=time.monotonic, deadline=None):
         if cipher not in CIPHER_SUITES:
             raise DeviceError("cipher suite %s is not supported natively" % cipher)
         self.auth_alg, self.integ_alg, self.conf_alg = CIPHER_SUITES[cipher]
@@ -108,6 +117,8 @@ class Session:
         self.password = (password or "").encode()
         self.privilege = PRIVILEGES[privilege]
         self.timeout, self.retries, self.clock = timeout, max(1, retries), clock
+        #: hasf.deadline.Deadline of the current call (None: per-try timeouts only)
+        self.deadline = deadline
         self.sock = None
         self.console_sid = struct.unpack("<I", os.urandom(4))[0] | 1
         self.bmc_sid = 0
@@ -117,24 +128,50 @@ class Session:
         self.open = False
 
     # -- transport --------------------------------------------------------------------
+    def _left(self):
+        return float("inf") if self.deadline is None else self.deadline.remaining()
+
+    def _resolve(self):
+        """(family, sockaddr) of the BMC, found within the deadline."""
+        try:    # a numeric address: no lookup at all
+            return _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM, 0,
+                                       _socket.AI_NUMERICHOST)[0]
+        except _socket.gaierror:
+            pass
+        left = self._left()
+        if left <= 0:
+            raise DeviceError("no time left to resolve BMC %s" % self.host)
+        try:
+            return bounded.call(_socket.getaddrinfo, (self.host, self.port, 0,
+                                                      _socket.SOCK_DGRAM),
+                                None if left == float("inf") else left,
+                                "resolving BMC %s" % self.host)[0]
+        except bounded.TimedOut:
+            raise DeviceError("resolving BMC name %s did not finish within %.1fs"
+                              % (self.host, left)) from None
+        except _socket.gaierror as exc:
+            raise DeviceError("cannot resolve BMC %s: %s" % (self.host, exc)) from None
+
     def _exchange(self, packet, accept):
-        """Send packet, return the first reply accept() takes (retrying on silence)."""
+        """Send packet, return the first reply accept() takes (retrying on silence), all
+        within the deadline."""
         if self.sock is None:
-            try:
-                info = _socket.getaddrinfo(self.host, self.port, 0, _socket.SOCK_DGRAM)[0]
-            except _socket.gaierror as exc:
-                raise DeviceError("cannot resolve BMC %s: %s" % (self.host, exc)) from None
+            info = self._resolve()
             self.sock = _socket.socket(info[0], _socket.SOCK_DGRAM)
             try:
                 self.sock.connect(info[4])
             except OSError as exc:
                 raise DeviceError("BMC %s: %s" % (self.host, exc.strerror)) from None
         for _attempt in range(self.retries + 1):
+            budget = min(self.timeout, self._left())
+            if budget <= 0:
+                raise DeviceError("BMC %s:%d did not answer before the deadline"
+                                  % (self.host, self.port))
             try:
                 self.sock.send(packet)
             except OSError as exc:
                 raise DeviceError("BMC %s: %s" % (self.host, exc.strerror)) from None
-            end = self.clock() + self.timeout
+            end = self.clock() + budget
             while True:
                 left = end - self.clock()
                 if left <= 0:
@@ -293,6 +330,7 @@ class Session:
         if self.open:
             try:
                 self.retries = 0
+                self.timeout = min(self.timeout, 0.5)    # a polite goodbye, not a wait
                 self.command(0x06, 0x3c, struct.pack("<I", self.bmc_sid))
             except DeviceError:
                 pass
