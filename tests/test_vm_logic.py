@@ -329,7 +329,7 @@ def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
             "'OCF_RESKEY_CRM_meta_interval': '10000', 'HA_RSCTMP': %r}; "
             "rc = main.run(V, ['x', 'monitor'], env, io.StringIO(), io.StringIO()); "
             "print(int(rc), sorted(m for m in ('libvirt', 'lxml', 're', 'typing', 'threading', "
-            "'psutil', 'libvirtmod', 'json') if m in set(sys.modules) - before))"
+            "'subprocess', 'psutil', 'libvirtmod', 'json') if m in set(sys.modules) - before))"
             % (repo, sysconfig.get_path("platlib"), str(tmp_path), str(tmp_path)))
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, timeout=30)
