@@ -98,6 +98,8 @@ PACKAGES = (
     "e2fsprogs",
     "procps",
     "psmisc",
+    # device-mapper maps over iSCSI disks (the initiator's "idle dm map" case)
+    "dmsetup",
     # ClusterLabs' agents (heartbeat/iscsi, Filesystem): the benchmark anchors inside guests
     "resource-agents",
 )

@@ -27,7 +27,10 @@ sys.exit(main())
 #: step -> the exit status it must have
 EXPECTED = {"iscsid": 0, "probe": 7, "discovery": 1, "start": 0, "monitor": 0, "sessions": 0,
             "fs-probe": 7, "fs-start": 0, "fs-monitor20": 0, "write": 0, "busy-stop": 1,
-            "fs-stop": 0, "stop": 0, "after": 7}
+            "fs-stop": 0, "dm-create": 0, "dm-mount": 0, "dm-busy-stop": 1, "dm-umount": 0,
+            "stop": 0, "dm-remove": 0, "after": 7}
+#: a device-mapper map over the LUN, as multipath makes one (no udev in the guest)
+DM_TABLE = "0 %d linear /dev/sda 0" % ((256 << 20) // 512)
 
 
 def ocf(agent, action, interval=0, check_level=None, **params):
@@ -59,7 +62,9 @@ class Outcome:
         return (self.codes == EXPECTED and "written-by-node1" in self.listing
                 and not self.sessions_left and self.host_stops == (0, 0)
                 and "set discovery_type=static" in self.steps["discovery"].stderr
-                and "mounted on /mnt/store" in self.steps["busy-stop"].stderr)
+                and "mounted on /mnt/store" in self.steps["busy-stop"].stderr
+                and "held by dm-" in self.steps["dm-busy-stop"].stderr
+                and "nobody has open" in self.steps["stop"].stderr)
 
     def table(self):
         return "\n".join("%-13s rc=%-3s (want %d)" % (name, result.returncode, EXPECTED[name])
@@ -86,13 +91,18 @@ def run(image, workdir, host_agents, hasf_lib):
                 raise RuntimeError("host %s start failed: %s" % (run_.resource_type, started))
         steps = _guest_steps(guest, hasf_lib, "10.0.2.2:%d" % tgtd.portal_port)
         results = guest.run_batch([argv for _, argv in steps],
-                                  modules=["iscsi_tcp", "sd_mod", "ocfs2"], timeout=600)
+                                  modules=["iscsi_tcp", "sd_mod", "ocfs2", "dm_mod"], timeout=600)
         listing = subprocess.run(["debugfs.ocfs2", "-R", "ls -l /", backing],
                                  capture_output=True, text=True, timeout=60).stdout
         sessions_left = "I_T nexus: " in tgtd.show()
         host_stops = (lun("stop").rc, target("stop").rc)
     return Outcome({name: r for (name, _), r in zip(steps, results)}, listing, sessions_left,
                    host_stops)
+
+
+def dmsetup(*args):
+    """dmsetup without udev (the guest runs none): it makes the /dev/mapper node itself."""
+    return ["env", "DM_DISABLE_UDEV=1", "dmsetup"] + list(args)
 
 
 def _guest_steps(guest, hasf_lib, portal):
@@ -118,6 +128,12 @@ def _guest_steps(guest, hasf_lib, portal):
         ("write", ["cp", "/etc/hostname", "/mnt/store/written-by-node1"]),
         ("busy-stop", ocf(iscsi, "stop", **init)),         # refused: OCFS2 still mounted
         ("fs-stop", ocf(fs, "stop", **store)),
-        ("stop", ocf(iscsi, "stop", **init)),
+        # a dm map over the disk: open (mounted) it blocks the logout; idle, it does not
+        ("dm-create", dmsetup("create", "hasf-mp", "--table", DM_TABLE)),
+        ("dm-mount", ["mount", "-t", "ocfs2", "/dev/mapper/hasf-mp", "/mnt/store"]),
+        ("dm-busy-stop", ocf(iscsi, "stop", **init)),      # refused: dm-0 is open
+        ("dm-umount", ["umount", "/mnt/store"]),
+        ("stop", ocf(iscsi, "stop", **init)),              # the idle map is not in the way
+        ("dm-remove", dmsetup("remove", "hasf-mp")),
         ("after", ocf(iscsi, "monitor", 120000, **init)),
     ]
