@@ -213,6 +213,9 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
     # --- monitor ------------------------------------------------------------------------
     @_closing
     def monitor(self):
+        """The domain's state from libvirt, for the identity recorded at start (no store
+        access, no child: this runs every few seconds for every VM); the config is read,
+        bounded, only when this node keeps no record."""
         from hasf.agents.vm_libvirt import (ACTIVE_STATES, CRASHED, PAUSED,
                                             TRANSIENT_PAUSE_REASONS, state_name)
 

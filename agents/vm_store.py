@@ -15,6 +15,7 @@ successful stop on its own).
 """
 
 import os
+import stat  # already loaded by os; imported here, not in the child
 
 from hasf.kernel import ABSENT
 from hasf.ocf.errors import CannotTell
@@ -72,8 +73,6 @@ def read_config(path, deadline):
 # --- validation: snapshot directory and monitor scripts ------------------------------------
 def _check_paths(snapshot, scripts):
     """Problems with the snapshot directory and scripts, as text; OSError for what is unclear."""
-    import stat
-
     problems = []
     if snapshot:
         try:

@@ -209,9 +209,9 @@ def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # no
 
     Monitor and stop decide from the record of what this node started (they do not read
     the config while there is one: the store may hang), so the running domain is still
-    seen and stopped.  Mutation: identity() preferring the config over the record makes
-    monitor answer 7 for the new name while the old domain runs (before the record came
-    first, _check_renamed turned that into an error).
+    seen (0, the truth about what runs here) and stopped.  Mutation: identity() taking
+    the name from the config before the record -- monitor looks at the new name and
+    answers 1 (_check_renamed) or, without that check, a false 7 while the old one runs.
     """
     assert vm("start").rc == 0
     renamed = domains.new("r")
