@@ -44,9 +44,14 @@ class AgentLog:
         self._syslog.syslog(LEVELS[level], line)
 
     def _append(self, path, line):
+        """Append one line; a log file hasf creates is 0600 (lines are redacted, but a log
+        is no business of other users), an existing one keeps its mode."""
         try:
-            with open(path, "a") as handle:
-                handle.write(line)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
         except OSError:
             pass  # logging must never fail an operation
 

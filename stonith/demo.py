@@ -87,8 +87,8 @@ class DemoDevice(Device):
         argv = self.base + ["-o", "LogLevel=%s" % level, "--", target, command]
         try:
             return runner.run(argv, deadline=deadline, timeout=timeout, log=self.log)
-        except runner.CommandNotFound as exc:
-            raise DeviceError(str(exc)) from None
+        except (runner.CommandNotFound, runner.CommandSpawnFailed) as exc:
+            raise DeviceError(str(exc)) from None  # EAGAIN from ssh is retried, not "internal"
 
     @staticmethod
     def _unreachable(result):

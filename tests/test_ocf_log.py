@@ -56,3 +56,19 @@ def test_secrets_redacted_in_log_lines(tmp_path):
     env = {"HA_LOGFILE": str(tmp_path / "ha.log")}
     AgentLog("A", "i", env, stream=io.StringIO()).error("login with p4ssw0rd failed")
     assert "p4ssw0rd" not in (tmp_path / "ha.log").read_text()
+
+
+def test_a_log_file_hasf_creates_is_0600_and_an_existing_one_keeps_its_mode(tmp_path):
+    """Log lines are redacted, but a password_script's secret or a device's name in a log
+    is still no business of other users.  Mutation: open(path, "a") in hasf.log._append
+    -> the new file is 0644 under the usual umask."""
+    import os
+
+    fresh = tmp_path / "fresh.log"
+    AgentLog("A", "i", {"HA_LOGFILE": str(fresh)}, stream=io.StringIO()).warning("w")
+    assert oct(os.stat(fresh).st_mode & 0o777) == "0o600"
+    kept = tmp_path / "kept.log"
+    kept.write_text("")
+    os.chmod(kept, 0o640)
+    AgentLog("A", "i", {"HA_LOGFILE": str(kept)}, stream=io.StringIO()).warning("w")
+    assert oct(os.stat(kept).st_mode & 0o777) == "0o640" and "w" in kept.read_text()
