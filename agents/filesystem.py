@@ -149,9 +149,11 @@ class Filesystem(RememberingAgent):
             return any(line.split()[-1] == fstype for line in handle if line.strip())
 
     # --- identity: device number and canonical mount point ------------------------------
-    def _place(self, device, directory):
+    def _place(self, device, directory, resolve=True):
         """(device number or None, canonical mount point): the record start made for this
-        device and directory, else what the device node and the path say now."""
+        device and directory, else what the device node and the path say now (the mount
+        point resolved only if `resolve`: it costs a child, and a probe of a device mounted
+        nowhere does not need it)."""
         stored = self.recorded()
         if stored and len(stored) >= 4 and stored[:2] == [device, directory]:
             major, _, minor = stored[2].partition(":")
@@ -160,7 +162,7 @@ class Filesystem(RememberingAgent):
             number = blockdev.device_number(device)
         except CannotRead as exc:
             raise ocf.CannotTell(exc.message) from None
-        return number, self._canonical(directory)
+        return number, self._canonical(directory) if resolve else None
 
     def _canonical(self, directory):
         """The mount point as the kernel spells it (symlinks resolved), in a bounded child:
@@ -180,7 +182,13 @@ class Filesystem(RememberingAgent):
 
     # --- monitor ------------------------------------------------------------------------
     def state_of(self, device, directory):
-        number, canonical = self._place(device, directory)
+        number, canonical = self._place(device, directory, resolve=False)
+        if canonical is None:
+            found = self._mounted_anywhere(number)
+            if number is not None and not found:
+                self._require_unclaimed(device, number)
+                return ocf.NOT_RUNNING  # the usual probe: one child, for the exclusive open
+            canonical = self._canonical(directory)
         mount = self._ours(device, number, canonical)
         if mount is None:
             self._require_released(device, number, canonical)
@@ -216,18 +224,34 @@ class Filesystem(RememberingAgent):
             return mount.device == number
         return mount.source == device  # no device node and no record: by name only
 
-    def _require_released(self, device, number, canonical):
-        """'Not mounted at the directory' is 'not running' only if the whole node agrees."""
-        from hasf.agents.fs_release import describe, targets
+    @staticmethod
+    def _mounted_anywhere(number):
+        """Every mount of the device (and what is stacked on it) in any mount namespace."""
+        from hasf.agents.fs_release import targets
         from hasf.kernel import namespaces
 
         if number is None:
-            return  # the device does not exist here and nothing was started: absent
+            return []
         try:
-            found = targets(number, namespaces.tables())
-            if found:
-                raise ocf.GenericError("%s is not mounted on %s but still mounted on this "
-                                       "node: %s" % (device, canonical, describe(found)))
+            return targets(number, namespaces.tables())
+        except CannotRead as exc:
+            raise ocf.CannotTell(exc.message) from None
+
+    def _require_released(self, device, number, canonical):
+        """'Not mounted at the directory' is 'not running' only if the whole node agrees."""
+        from hasf.agents.fs_release import describe
+
+        if number is None:
+            return  # the device does not exist here and nothing was started: absent
+        found = self._mounted_anywhere(number)
+        if found:
+            raise ocf.GenericError("%s is not mounted on %s but still mounted on this "
+                                   "node: %s" % (device, canonical, describe(found)))
+        self._require_unclaimed(device, number)
+
+    def _require_unclaimed(self, device, number):
+        """No mount of it anywhere: the kernel must also grant it exclusively."""
+        try:
             state = blockdev.claim(device, number, self._scratch(), self.deadline.bound(10))
         except CannotRead as exc:
             raise ocf.CannotTell(exc.message) from None
