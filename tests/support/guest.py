@@ -1,27 +1,14 @@
-"""Real Debian guest kernels under qemu (TCG), for what the host kernel cannot do.
+"""Batch guests: boot Debian's kernel under qemu (TCG), run commands, power off.
 
 Why: this machine has no loadable kernel modules, so OCFS2 mounts, open-iscsi
 logins (iscsi_tcp) and LIO targets (target_core_mod) cannot be tested on the
 host.  A qemu guest with Debian's own kernel can do all three.  /dev/kvm here
 is PVM and cannot run real kernels, so guests run under TCG (software
-emulation): slow but real.  Measured here: the image build ~40 s (first
-time only), one batch (boot, commands, power-off) ~10-13 s.
+emulation): slow but real.  One batch (boot, commands, power-off) ~10-13 s.
 
-Two parts:
-
-``guest_image(packages=PACKAGES)``
-    Builds once, with mmdebstrap from the Debian archive the host's apt is
-    configured with (read from /etc/apt/sources.list*; nothing is
-    hard-coded), a Debian 12 root filesystem, and turns it into an ext4
-    image without loop mounts (``mkfs.ext4 -d``), plus the kernel and a
-    small initramfs (MODULES=list: virtio_pci, virtio_blk, ext4 - enough to
-    mount the root disk; the root filesystem has every module).  The result
-    is cached under ``/var/cache/hasf-guest/<key>/`` (key: a hash of the
-    package list, IMAGE_VERSION and the guest-side files baked in), built
-    into a temp dir renamed into place (a killed build leaves no half
-    cache) under an flock (concurrent builders wait for the first).
-    mmdebstrap runs in a private mount namespace, so a killed build leaves
-    no /proc or /dev mounted inside a stale build tree either.
+The image (and its PID 1, which runs the runner the host writes to the
+share) is the lab's: lab/image.py (``guest_image``, re-exported here); the
+qemu helpers are lab/qemu.py.  This module is the tests' use of it:
 
 ``Guest(Service)``
     One guest: a qcow2 overlay on the cached root image, direct kernel
@@ -33,15 +20,15 @@ Two parts:
     one guest, ``lan_connect=PORT`` on the other, ``lan_address=`` the
     guest's address on it), a unique MAC per NIC and iSCSI initiator name
     per guest.  ``start()`` only prepares (overlay, share); each
-    ``run_batch()`` boots the guest once: a tiny init (baked into the image)
-    mounts the share and runs the batch runner the host writes there
-    (RUNNER below, so changing it needs no image rebuild), which loads the
-    modules asked for, runs each argv (no shell), writes every result as
-    JSON back to the share and powers off.  The overlay persists between
-    batches of one Guest, so a later boot sees files an earlier one wrote.
-    Every wait is bounded; on a timeout qemu is killed and the error carries
-    the tail of the serial log.  ``stop()`` kills qemu and removes the
-    overlay, share and logs.
+    ``run_batch()`` boots the guest once: the image's init mounts the share
+    and runs the batch runner the host writes there (RUNNER below, so
+    changing it needs no image rebuild), which loads the modules asked
+    for, runs each argv (no shell), writes every result as JSON back to the
+    share and powers off.  The overlay persists between batches of one
+    Guest, so a later boot sees files an earlier one wrote.  Every wait is
+    bounded; on a timeout qemu is killed and the error carries the tail of
+    the serial log.  ``stop()`` kills qemu and removes the overlay, share
+    and logs.
 
 Facts in the guest: no udev runs (devtmpfs only), so BASE_MODULES
 (virtio_net, sd_mod, configfs) are loaded before the caller's modules and
@@ -59,138 +46,28 @@ tests/test_support_guest.py also uses ocfs2-tools on the host.
 """
 
 import dataclasses
-import fcntl
-import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
+from lab.image import (  # noqa: F401 -- re-exported: the tests' names for the lab's image
+    BASE_MODULES, CACHE_ROOT, CONTROL, GUEST_INIT, GUEST_SHARE, HOST_FROM_GUEST, HOST_PACKAGES,
+    HOST_TOOLS, IMAGE_VERSION, PACKAGES, SHARE_TAG, SUITE, USER_NET, GuestImageUnavailable, Image,
+    _prune, debian_mirrors, ensure_host_packages, guest_image, image_key)
+from lab.image import _write
+from lab.process import tail as _tail
+from lab.qemu import free_tcp_port, tcp_listening  # noqa: F401 -- re-exported
+from lab.qemu import qemu_value as _qemu_value
+from lab.qemu import unique_mac as _unique_mac
 from support.service import Service, kill_group
 from support.waiting import wait_until
 
-# Bump when the way the image is built changes (part of the cache key).
-IMAGE_VERSION = "hasf-guest-1"
-SUITE = "bookworm"
-CACHE_ROOT = "/var/cache/hasf-guest"
-
-# linux-image-amd64, not -cloud-amd64: the cloud kernel has no ocfs2 and no 9p.
-PACKAGES = (
-    "linux-image-amd64",
-    "open-iscsi",
-    "ocfs2-tools",
-    "targetcli-fb",
-    "python3",
-    "python3-lxml",
-    "python3-psutil",
-    "kmod",
-    "util-linux",
-    "mount",
-    "iproute2",
-    "iputils-ping",
-    "e2fsprogs",
-    "procps",
-    "psmisc",
-    # device-mapper maps over iSCSI disks (the initiator's "idle dm map" case)
-    "dmsetup",
-    # ClusterLabs' agents (heartbeat/iscsi, Filesystem): the benchmark anchors inside guests
-    "resource-agents",
-)
-
-# command on the host -> Debian package providing it
-HOST_TOOLS = {
-    "mmdebstrap": "mmdebstrap",
-    "qemu-system-x86_64": "qemu-system-x86",
-    "qemu-img": "qemu-utils",
-    "mkfs.ext4": "e2fsprogs",
-    "unshare": "util-linux",
-    "timeout": "coreutils",
-}
-HOST_PACKAGES = tuple(sorted(set(HOST_TOOLS.values())))
-
-GUEST_SHARE = "/mnt/hasf"          # where the share is mounted in the guest
-SHARE_TAG = "hasf"                 # 9p mount_tag
-CONTROL = ".hasf-guest"            # batch/runner/results inside the share
-GUEST_INIT = "/usr/local/sbin/hasf-guest-init"
-USER_NET = {"address": "10.0.2.15/24", "gateway": "10.0.2.2"}   # qemu user-mode defaults
-HOST_FROM_GUEST = "10.0.2.2"
-BASE_MODULES = ("virtio_net", "sd_mod", "configfs")   # no udev in the guest: load what we need ourselves
-
-BUILD_TIMEOUT = 1800
-LOCK_TIMEOUT = 2400
 BOOT_ALLOWANCE = 120               # default batch timeout = this + the commands' timeouts
 DEFAULT_COMMAND_TIMEOUT = 60
-
-# -- files baked into the image --------------------------------------------------
-# PID 1 of the guest.  Deliberately tiny and stable: everything else is RUNNER,
-# which the host writes to the share on every boot.
-INIT_SCRIPT = r'''#!/usr/bin/python3 -Iu
-"""PID 1 of a hasf test guest: mount the 9p share, run its batch runner, power off."""
-import ctypes
-import os
-import subprocess
-import traceback
-
-SHARE = "%(share)s"
-TAG = "%(tag)s"
-RUNNER = os.path.join(SHARE, "%(control)s", "runner.py")
-
-
-def power_off():
-    try:
-        os.sync()
-    finally:
-        ctypes.CDLL(None, use_errno=True).reboot(0x4321FEDC)  # RB_POWER_OFF
-        os._exit(1)  # PID 1 exits -> panic -> panic=-1 and -no-reboot stop qemu
-
-
-def mount(fstype, source, target, options="defaults"):
-    os.makedirs(target, exist_ok=True)
-    if os.path.ismount(target):  # the initramfs moved /proc, /sys, /dev here already
-        return
-    subprocess.run(["mount", "-n", "-t", fstype, "-o", options, source, target],
-                   timeout=60, check=True)
-
-
-def main():
-    mount("proc", "proc", "/proc")
-    mount("sysfs", "sysfs", "/sys")
-    mount("devtmpfs", "devtmpfs", "/dev")
-    for module in ("9pnet_virtio", "9p"):
-        subprocess.run(["modprobe", module], timeout=60, check=True)
-    mount("9p", TAG, SHARE, "trans=virtio,version=9p2000.L,msize=262144")
-    with open(RUNNER) as handle:
-        code = handle.read()
-    exec(compile(code, RUNNER, "exec"), {"__name__": "hasf_runner", "SHARE": SHARE})
-
-
-try:
-    main()
-except BaseException:
-    traceback.print_exc()
-finally:
-    power_off()
-''' % {"share": GUEST_SHARE, "tag": SHARE_TAG, "control": CONTROL}
-
-# initramfs-tools: a small initramfs that loads what mounting /dev/vda (ext4) needs.
-INITRAMFS_CONF = "MODULES=list\nRESUME=none\n"
-INITRAMFS_HOOK = """#!/bin/sh
-# hasf test guest: the initramfs only has to mount a virtio-blk ext4 root.
-PREREQ=""
-prereqs() { echo "$PREREQ"; }
-case "$1" in prereqs) prereqs; exit 0 ;; esac
-. /usr/share/initramfs-tools/hook-functions
-for module in virtio_pci virtio_blk crc32c_generic ext4; do
-    force_load "$module"
-done
-"""
 
 # -- the batch runner (runs in the guest, as PID 1, exec'd by INIT_SCRIPT) ------
 RUNNER = r'''
@@ -364,13 +241,6 @@ def main():
 
 main()
 ''' % {"control": CONTROL}
-
-
-class GuestImageUnavailable(RuntimeError):
-    """The guest image cannot be built here for a reason that is not a bug
-    (no root, no Debian mirror configured or reachable)."""
-
-
 class GuestError(RuntimeError):
     """A guest batch failed (qemu did not start, the runner crashed, a module
     the caller asked for did not load)."""
@@ -378,384 +248,6 @@ class GuestError(RuntimeError):
 
 class GuestTimeout(GuestError):
     """A guest batch did not finish in time (qemu was killed)."""
-
-
-# -- apt sources ---------------------------------------------------------------
-def _deb822_stanzas(text):
-    stanza, key = {}, None
-    for line in text.splitlines() + [""]:
-        if line.startswith("#"):
-            continue
-        if not line.strip():
-            if stanza:
-                yield stanza
-            stanza, key = {}, None
-        elif line[0] in " \t" and key:
-            stanza[key] += " " + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            stanza[key] = value.strip()
-
-
-def _one_line_entries(text):
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line.startswith("deb "):
-            continue
-        line = re.sub(r"\[[^\]]*\]", " ", line[4:])
-        fields = line.split()
-        if len(fields) >= 3:
-            yield fields[0], [fields[1]], fields[2:]
-
-
-def debian_mirrors(suite=SUITE, apt_dir="/etc/apt"):
-    """One-line ``deb URI SUITE main`` entries for ``suite`` and its -updates and
-    -security suites, as configured for the host's apt (main only)."""
-    entries = []
-    files = []
-    if os.path.isfile(os.path.join(apt_dir, "sources.list")):
-        files.append(os.path.join(apt_dir, "sources.list"))
-    parts = os.path.join(apt_dir, "sources.list.d")
-    if os.path.isdir(parts):
-        files += [os.path.join(parts, n) for n in sorted(os.listdir(parts))]
-    for path in files:
-        with open(path, errors="replace") as handle:
-            text = handle.read()
-        if path.endswith(".list"):
-            entries += list(_one_line_entries(text))
-        elif path.endswith(".sources"):
-            for stanza in _deb822_stanzas(text):
-                if stanza.get("enabled", "yes").lower() == "no":
-                    continue
-                if "deb" not in stanza.get("types", "").split():
-                    continue
-                entries.append((stanza.get("uris", "").split()[0] if stanza.get("uris") else "",
-                                stanza.get("suites", "").split(),
-                                stanza.get("components", "").split()))
-    wanted = {suite, suite + "-updates", suite + "-security"}
-    lines = []
-    for uri, suites, components in entries:
-        if not uri or "main" not in components:
-            continue
-        for name in suites:
-            line = "deb %s %s main" % (uri, name)
-            if name in wanted and line not in lines:
-                lines.append(line)
-    if not any(line.split()[2] == suite for line in lines):
-        raise GuestImageUnavailable("no Debian %s mirror with 'main' configured in %s/sources.list*"
-                                    % (suite, apt_dir))
-    return lines
-
-
-def _check_reachable(mirrors, timeout=15):
-    for line in mirrors:
-        _, uri, suite, _ = line.split()
-        if not uri.startswith(("http://", "https://")):
-            continue
-        url = "%s/dists/%s/Release" % (uri.rstrip("/"), suite)
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                        timeout=timeout):
-                pass
-        except urllib.error.HTTPError:
-            pass  # it answered: reachable (a real archive problem fails the build)
-        except (urllib.error.URLError, OSError) as exc:
-            raise GuestImageUnavailable("the Debian mirror is not reachable (%s: %s)"
-                                        % (url, exc)) from exc
-
-
-# -- host packages ---------------------------------------------------------------
-def _apt_get(*args, timeout=900):
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    return subprocess.run(["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300"] + list(args),
-                          capture_output=True, text=True, timeout=timeout, env=env,
-                          stdin=subprocess.DEVNULL)
-
-
-def ensure_host_packages(tools=HOST_TOOLS):
-    """Install (apt-get, Debian's archive) the packages of any missing host tool."""
-    missing = sorted({pkg for tool, pkg in tools.items() if not shutil.which(tool)})
-    if not missing:
-        return []
-    if os.geteuid() != 0:
-        raise GuestImageUnavailable("needs root to install %s" % " ".join(missing))
-    install = ("install", "-y", "--no-install-recommends") + tuple(missing)
-    proc = _apt_get(*install)
-    if proc.returncode != 0:
-        update = _apt_get("update", timeout=600)
-        if update.returncode != 0:
-            raise GuestImageUnavailable("apt-get update failed: %s" % update.stderr[-2000:])
-        proc = _apt_get(*install)
-    if proc.returncode != 0:
-        raise RuntimeError("apt-get install %s failed: %s" % (" ".join(missing),
-                                                              proc.stderr[-2000:]))
-    still = sorted(tool for tool in tools if not shutil.which(tool))
-    if still:
-        raise RuntimeError("installed %s but still missing: %s" % (missing, still))
-    return missing
-
-
-# -- the image -------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Image:
-    """A cached guest image: raw ext4 root (read-only backing file), kernel, initrd."""
-
-    directory: str
-    root: str
-    kernel: str
-    initrd: str
-    kver: str
-    manifest: dict
-
-
-def image_key(packages=PACKAGES):
-    blob = json.dumps({"version": IMAGE_VERSION, "suite": SUITE,
-                       "packages": sorted(set(packages)), "init": INIT_SCRIPT,
-                       "initramfs": [INITRAMFS_CONF, INITRAMFS_HOOK]}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _load_image(directory):
-    try:
-        with open(os.path.join(directory, "manifest.json")) as handle:
-            manifest = json.load(handle)
-    except (FileNotFoundError, ValueError):
-        return None
-    image = Image(directory, os.path.join(directory, "root.img"),
-                  os.path.join(directory, "vmlinuz"), os.path.join(directory, "initrd.img"),
-                  manifest["kver"], manifest)
-    if all(os.path.isfile(p) for p in (image.root, image.kernel, image.initrd)):
-        return image
-    return None
-
-
-class _FileLock:
-    """An exclusive flock, waited for with a bound."""
-
-    def __init__(self, path, timeout):
-        self.path, self.timeout, self.fd = path, timeout, None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-
-        def take():
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                return False
-        try:
-            wait_until(take, self.timeout, 1.0, "the lock %s (another image build)" % self.path)
-        except BaseException:
-            os.close(self.fd)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # releases the flock
-
-
-def _mounts_under(path):
-    path = os.path.realpath(path).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as handle:
-        for line in handle:
-            mountpoint = line.split()[4].replace("\\040", " ")
-            if (mountpoint.rstrip("/") + "/").startswith(path):
-                found.append(mountpoint)
-    return found
-
-
-def _safe_rmtree(path):
-    """rmtree, but never through a mount point (a chroot's /dev or /proc)."""
-    if not os.path.exists(path):
-        return
-    mounts = _mounts_under(path)
-    if mounts:
-        raise RuntimeError("refusing to remove %s: mounts below it: %s" % (path, mounts))
-    shutil.rmtree(path)
-
-
-def _run_logged(argv, log_path, timeout, what, lock_fd=None):
-    """Run argv (own process group, output appended to log_path), bounded; raise on failure.
-
-    Wrapped in ``timeout -s KILL`` so it ends even if this process is killed;
-    lock_fd (the build flock) is inherited, so the lock stays held while an
-    orphaned build step still writes into the build dir.
-    """
-    argv = ["timeout", "-s", "KILL", str(int(timeout) + 5)] + list(argv)
-    with open(log_path, "ab") as log:
-        log.write(("\n$ %s\n" % " ".join(argv)).encode())
-        log.flush()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                pass_fds=() if lock_fd is None else (lock_fd,),
-                                env=dict(os.environ, LC_ALL="C.UTF-8",
-                                         DEBIAN_FRONTEND="noninteractive"))
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        raise RuntimeError("%s timed out after %ss; log tail:\n%s"
-                           % (what, timeout, _tail(log_path))) from None
-    except BaseException:
-        kill_group(proc)
-        raise
-    if code != 0:
-        raise RuntimeError("%s failed (rc=%s); log tail:\n%s" % (what, code, _tail(log_path)))
-
-
-def _tail(path, chars=4000):
-    if not path:
-        return "(none)"
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - chars))
-            return handle.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return "(no %s)" % path
-
-
-def _tree_bytes(root):
-    total = 0
-    for directory, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
-def _write(path, text, mode=0o644):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as handle:
-        handle.write(text)
-    os.chmod(path, mode)
-
-
-def _build(build, packages, mirrors, timeout, lock_fd=None):
-    started = time.monotonic()
-    log = os.path.join(build, "build.log")
-    overlay = os.path.join(build, "overlay")
-    rootfs = os.path.join(build, "rootfs")
-    _write(os.path.join(overlay, "etc/initramfs-tools/conf.d/hasf-guest"), INITRAMFS_CONF)
-    _write(os.path.join(overlay, "etc/initramfs-tools/hooks/hasf-guest"), INITRAMFS_HOOK, 0o755)
-    _write(os.path.join(overlay, GUEST_INIT.lstrip("/")), INIT_SCRIPT, 0o755)
-    os.makedirs(os.path.join(overlay, GUEST_SHARE.lstrip("/")))
-    argv = ["unshare", "--mount", "--propagation", "private", "--",
-            "mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
-            "--components=main", "--include=" + ",".join(sorted(set(packages))),
-            "--dpkgopt=path-exclude=/usr/share/doc/*",
-            "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--dpkgopt=path-exclude=/usr/share/locale/*",
-            "--setup-hook=sync-in %s /" % overlay,
-            SUITE, rootfs] + list(mirrors)
-    if any(c.isspace() for c in overlay):
-        raise RuntimeError("build dir must not contain blanks: %r" % overlay)
-    _run_logged(argv, log, timeout, "mmdebstrap", lock_fd)
-    boot = os.path.join(rootfs, "boot")
-    kernels = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-"))
-    if len(kernels) != 1:
-        raise RuntimeError("expected one kernel in %s, found %s" % (boot, kernels))
-    kver = kernels[0][len("vmlinuz-"):]
-    initrd = os.path.join(boot, "initrd.img-" + kver)
-    if not os.path.isfile(initrd):
-        raise RuntimeError("mmdebstrap made no initramfs %s; log tail:\n%s"
-                           % (initrd, _tail(log)))
-    shutil.copyfile(os.path.join(boot, kernels[0]), os.path.join(build, "vmlinuz"))
-    shutil.copyfile(initrd, os.path.join(build, "initrd.img"))
-    tree = _tree_bytes(rootfs)
-    size_mib = (int(tree * 1.25) >> 20) + 1024
-    root = os.path.join(build, "root.img")
-    _run_logged(["mkfs.ext4", "-q", "-F", "-L", "hasf-root", "-m", "0", "-d", rootfs,
-                 root, "%dM" % size_mib], log, 600, "mkfs.ext4 -d", lock_fd)
-    _safe_rmtree(rootfs)
-    _safe_rmtree(overlay)
-    os.chmod(root, 0o444)
-    manifest = {"key": os.path.basename(build), "version": IMAGE_VERSION, "suite": SUITE,
-                "packages": sorted(set(packages)), "mirrors": mirrors, "kver": kver,
-                "root_mib": size_mib, "tree_bytes": tree,
-                "initrd_bytes": os.path.getsize(os.path.join(build, "initrd.img")),
-                "build_seconds": round(time.monotonic() - started, 1),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return manifest
-
-
-def guest_image(packages=PACKAGES, cache_root=CACHE_ROOT, build_timeout=BUILD_TIMEOUT,
-                lock_timeout=LOCK_TIMEOUT):
-    """The cached guest Image for ``packages``; build it first if needed (minutes).
-
-    Raises GuestImageUnavailable when it cannot be built here for a reason
-    that is not a bug (not root, no Debian mirror configured or reachable).
-    """
-    key = image_key(packages)
-    final = os.path.join(cache_root, key)
-    image = _load_image(final)
-    if image is not None:
-        return image
-    if os.geteuid() != 0:
-        raise GuestImageUnavailable("building the guest image needs root (mmdebstrap)")
-    os.makedirs(cache_root, exist_ok=True)
-    with _FileLock(os.path.join(cache_root, key + ".lock"), lock_timeout) as lock:
-        image = _load_image(final)
-        if image is not None:
-            return image
-        for name in os.listdir(cache_root):   # left by a killed build (we hold the lock)
-            if name.startswith(".build-%s-" % key):
-                _safe_rmtree(os.path.join(cache_root, name))
-        if os.path.exists(final):              # no manifest: not a finished image
-            _safe_rmtree(final)
-        mirrors = debian_mirrors()
-        _check_reachable(mirrors)
-        ensure_host_packages()
-        build = tempfile.mkdtemp(prefix=".build-%s-" % key, dir=cache_root)
-        try:
-            manifest = _build(build, packages, mirrors, build_timeout, lock.fd)
-            manifest["key"] = key
-            _write(os.path.join(build, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
-            os.chmod(build, 0o755)
-            os.rename(build, final)
-        except BaseException:
-            try:
-                _safe_rmtree(build)
-            except OSError:
-                pass  # the next builder removes it (under the lock)
-            raise
-        _prune(cache_root, keep=final)
-    image = _load_image(final)
-    if image is None:
-        raise RuntimeError("built %s but cannot load it" % final)
-    return image
-
-
-#: finished images kept in the cache besides a newly built one (older keys are removed)
-KEEP_OLD_IMAGES = 1
-
-
-def _prune(cache_root, keep):
-    """Remove all but the newest KEEP_OLD_IMAGES other images (~720 MB each), each only
-    if its lock is free at that moment (nobody is building it)."""
-    others = []
-    for name in os.listdir(cache_root):
-        path = os.path.join(cache_root, name)
-        if path != keep and not name.startswith(".") and os.path.isfile(
-                os.path.join(path, "manifest.json")):
-            others.append((os.path.getmtime(os.path.join(path, "manifest.json")), path))
-    for _, path in sorted(others, reverse=True)[KEEP_OLD_IMAGES:]:
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        try:
-            _safe_rmtree(path)
-        finally:
-            os.close(fd)
 
 
 # -- guests ------------------------------------------------------------------------
@@ -824,42 +316,6 @@ def _command(spec):
     return {"argv": list(command.argv), "timeout": command.timeout, "input": command.input,
             "cwd": command.cwd, "background": command.background}
 
-
-_macs_lock = threading.Lock()
-_macs_used = set()
-
-
-def _unique_mac():
-    with _macs_lock:
-        while True:
-            mac = "52:54:00:%02x:%02x:%02x" % tuple(os.urandom(3))
-            if mac not in _macs_used:
-                _macs_used.add(mac)
-                return mac
-
-
-def free_tcp_port():
-    """A currently free TCP port on 127.0.0.1 (for lan_listen/lan_connect)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tcp_listening(port, host="127.0.0.1"):
-    """Whether something listens on host:port, read from /proc/net/tcp (no connect:
-    a qemu socket netdev would take a probe connection as its peer)."""
-    want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
-    with open("/proc/net/tcp") as handle:
-        for line in handle.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == want and fields[3] == "0A":
-                return True
-    return False
-
-
-def _qemu_value(path):
-    """A path as a qemu option value (commas doubled)."""
-    return path.replace(",", ",,")
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")

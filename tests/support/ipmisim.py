@@ -1,9 +1,8 @@
-"""OpenIPMI ``ipmi_sim`` BMCs on loopback, with a file-backed chassis.
+"""ipmi_sim BMCs with a file-backed chassis, for the fence agents' tests.
 
 Why: hasf's IPMI fence agents must be tested against a real IPMI 2.0
-(lanplus) endpoint, including a BMC that lies.  Each ``IpmiSim`` gets its
-own temp dir, a free UDP port on 127.0.0.1, user ``admin`` with a
-configurable password, and a chassis_control program (a small Python
+(lanplus) endpoint, including a BMC that lies.  The ipmi_sim part is the
+lab's (lab/bmc.py); this adds a chassis_control program (a small Python
 script, no shell) keeping the power state in ``<tmp>/power`` ("0"/"1").
 
 * ``power`` property reads/writes that file (True = on).
@@ -13,22 +12,18 @@ script, no shell) keeping the power state in ``<tmp>/power`` ("0"/"1").
 * ``ipmitool(*cmd)``: run ``ipmitool -I lanplus -C 3`` against it (password
   via IPMI_PASSWORD / -E, never on the command line).
 
-Config facts (fencing.md section 4): the .emu must end with
-``mc_enable 0x20``; chassis_control is called as ``PROG DEV get power``
-(prints ``power:0|1``), ``PROG DEV set power 0|1``, ``PROG DEV set reset 1``.
-Note ipmi_sim, unlike real BMCs, accepts ``power cycle`` when off.
-Start-up (until ipmitool answers) measured ~0.15 s.
+chassis_control is called as ``PROG DEV get power`` (prints ``power:0|1``),
+``PROG DEV set power 0|1``, ``PROG DEV set reset 1``.  Note ipmi_sim, unlike
+real BMCs, accepts ``power cycle`` when off.
 """
 
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 
-from support.service import Service, kill_group
-from support.waiting import wait_until
+from lab.bmc import EMU, LAN_HEAD, USER_LINE, IpmiSim as _LabIpmiSim
+from lab.qemu import free_udp_port as _free_udp_port  # noqa: F401 -- bench uses it
+
+__all__ = ["EMU", "LAN_CONF", "IpmiSim"]
 
 CHASSIS_PROG = r'''#!%(python)s -I
 """chassis_control for ipmi_sim: power state lives in the file argv[1]."""
@@ -69,53 +64,18 @@ elif op == "set":
 sys.exit(0)
 '''
 
-EMU = """\
-mc_setbmc 0x20
-mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02
-mc_enable 0x20
-"""
-
-LAN_CONF = """\
-name "hasfsim"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 %(port)d
-    priv_limit admin
-    allowed_auths_callback none md2 md5 straight
-    allowed_auths_user none md2 md5 straight
-    allowed_auths_operator none md2 md5 straight
-    allowed_auths_admin none md2 md5 straight
-    guid a123456789abcdefa123456789abcdef
-  endlan
-  chassis_control "%(prog)s %(state)s"
-  user 2 true "%(user)s" "%(password)s" admin 10 none md2 md5 straight
-"""
+CHASSIS_LINE = '  chassis_control "%(prog)s %(state)s"\n'
+# The whole lan.conf of a file-backed BMC (bench/bench_stonith.py edits it).
+LAN_CONF = LAN_HEAD + CHASSIS_LINE + USER_LINE
 
 
-def _free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class IpmiSim(Service):
+class IpmiSim(_LabIpmiSim):
     """Context manager running one ipmi_sim BMC on 127.0.0.1:``port``."""
 
-    def __init__(self, user="admin", password="secret", power=True, lying=False,
-                 timeout=10):
-        for value in (user, password):
-            if not value or any(c in value for c in "\"\\ \t\n"):
-                raise ValueError("user/password must be non-empty without quotes/blanks")
-        if len(password) > 20:
-            raise ValueError("IPMI 2.0 passwords are at most 20 bytes")
-        self.user = user
-        self.password = password
-        self.timeout = timeout
-        self.dir = tempfile.mkdtemp(prefix="hasf-ipmi-")
+    def __init__(self, user="admin", password="secret", power=True, lying=False, timeout=10):
+        super().__init__(user=user, password=password, timeout=timeout)
         self.state_file = os.path.join(self.dir, "power")
         self.prog = os.path.join(self.dir, "chassis_control")
-        self.proc = None
-        self.port = None
         self.power = power
         self.lying = lying
 
@@ -156,61 +116,12 @@ class IpmiSim(Service):
         except FileNotFoundError:
             return []
 
-    # -- lifecycle ---------------------------------------------------------------
-    def start(self):
+    # -- lan.conf ------------------------------------------------------------------
+    def conf_lines(self):
+        return CHASSIS_LINE % {"prog": self.prog, "state": self.state_file}
+
+    def prepare(self):
         with open(self.prog, "w") as f:
             f.write(CHASSIS_PROG % {"python": sys.executable if os.path.isabs(
                 sys.executable) else "/usr/bin/python3"})
         os.chmod(self.prog, 0o755)
-        with open(os.path.join(self.dir, "node.emu"), "w") as f:
-            f.write(EMU)
-        os.makedirs(os.path.join(self.dir, "state"), exist_ok=True)
-        last = None
-        for _attempt in range(5):
-            self.port = _free_udp_port()
-            with open(os.path.join(self.dir, "lan.conf"), "w") as f:
-                f.write(LAN_CONF % {"port": self.port, "prog": self.prog,
-                                    "state": self.state_file, "user": self.user,
-                                    "password": self.password})
-            log = open(os.path.join(self.dir, "ipmi_sim.log"), "ab")
-            self.proc = subprocess.Popen(
-                ["ipmi_sim", "-c", os.path.join(self.dir, "lan.conf"),
-                 "-f", os.path.join(self.dir, "node.emu"),
-                 "-s", os.path.join(self.dir, "state"), "-n"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.dir)
-            log.close()
-            try:
-                wait_until(self._answers, self.timeout, 0.05, "ipmi_sim on port %d" % self.port)
-                return self
-            except (AssertionError, RuntimeError) as exc:  # port raced away: retry
-                last = exc
-                self._kill()
-        raise RuntimeError("ipmi_sim did not come up: %s" % last)
-
-    def _answers(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError("ipmi_sim exited rc=%s" % self.proc.returncode)
-        return self.ipmitool("mc", "info", timeout=3, retries=1).returncode == 0
-
-    def ipmitool_argv(self, *cmd, retries=2, timeout_s=1):
-        """argv for ipmitool lanplus against this BMC (password via -E)."""
-        return ["ipmitool", "-I", "lanplus", "-C", "3", "-H", "127.0.0.1",
-                "-p", str(self.port), "-U", self.user, "-E",
-                "-N", str(timeout_s), "-R", str(retries)] + list(cmd)
-
-    def ipmitool(self, *cmd, password=None, timeout=10, retries=2):
-        """Run ipmitool against this BMC (bounded); CompletedProcess (text)."""
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-               "IPMI_PASSWORD": self.password if password is None else password}
-        return subprocess.run(self.ipmitool_argv(*cmd, retries=retries), env=env,
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
-
-    def _kill(self):
-        kill_group(self.proc)
-        self.proc = None
-
-    def stop(self):
-        self._kill()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,36 +1,19 @@
-"""The lifecycle every test daemon helper shares.
+"""The lifecycle every test daemon helper shares (lab.process.Service, plus namespaces).
 
 `start()` returns self, `stop()` is idempotent and cleans up everything;
 used as a context manager, a start that fails half-way is stopped before the
 error propagates, so no daemon or namespace outlives a broken test.
 """
 
-import os
-import signal
 import subprocess
 
+from lab.process import Service as _LabService
+from lab.process import kill_group
 
-def kill_group(proc, wait=5):
-    """SIGKILL the process group a helper daemon leads, and reap it (bounded)."""
-    if proc is None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(wait)
-    except subprocess.TimeoutExpired:
-        pass
+__all__ = ["Service", "kill_group"]
 
 
-class Service:
-    def start(self):
-        raise NotImplementedError
-
-    def stop(self):
-        raise NotImplementedError
-
+class Service(_LabService):
     def release_namespace(self):
         """Drop this helper's namespace, or the whole network when it made its own."""
         if getattr(self, "_own_network", False) and self.network is not None:
@@ -38,13 +21,3 @@ class Service:
             self.network = None
         elif self.ns is not None and self.network is not None:
             subprocess.run(["ip", "netns", "del", self.ns.name], timeout=10, capture_output=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
