@@ -29,8 +29,13 @@ def read_manifest(path):
 
 
 def site_paths(python):
-    """The purelib and platlib directories of the target interpreter."""
-    code = "import sysconfig as s; print(s.get_path('purelib')); print(s.get_path('platlib'))"
+    """The target interpreter's site directories: purelib and platlib (where hasf
+    goes), then every directory site.py would add.  Launchers run with -S, so a
+    dependency installed by the distribution (Debian's python3-lxml lives in
+    /usr/lib/python3/dist-packages, not in purelib /usr/local/...) is found
+    only through this list."""
+    code = ("import site, sysconfig as s; print(s.get_path('purelib')); "
+            "print(s.get_path('platlib')); print('\\n'.join(site.getsitepackages()))")
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
     return list(dict.fromkeys(out.split()))
 

@@ -92,3 +92,25 @@ def test_python_must_be_absolute(tmp_path):
     result = subprocess.run(["make", "-C", REPO, "install", "DESTDIR=%s" % tmp_path,
                              "PYTHON=python3"], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "absolute path" in result.stderr
+
+
+def test_launchers_of_debians_python_find_distribution_packages(tmp_path):
+    """PYTHON=/usr/bin/python3 (as on Debian nodes): hasf lands in /usr/local, its
+    dependencies (python3-lxml, ...) in /usr/lib/python3/dist-packages; a launcher
+    runs with -S, so it must list that directory itself.  pip stands in for lxml:
+    Debian's python3-pip is on this machine in the same place."""
+    python = "/usr/bin/python3"
+    where = subprocess.run([python, "-c", "import os, pip; print(os.path.dirname(os.path.dirname("
+                            "pip.__file__)))"], capture_output=True, text=True, timeout=30)
+    if where.returncode != 0 or not where.stdout.startswith("/usr/lib/python3"):
+        pytest.skip("no Debian-packaged module for %s here" % python)
+    result = subprocess.run(["make", "-C", REPO, "install", "DESTDIR=%s" % tmp_path,
+                             "PYTHON=%s" % python, "INSTALL_FLAGS=--no-library"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    launcher = (tmp_path / "usr/bin/hasf-cib").read_text()
+    assert repr(where.stdout.strip()) in launcher
+    paths_line = next(line for line in launcher.splitlines() if line.startswith("sys.path[:0]"))
+    probe = subprocess.run([python, "-I", "-S", "-c", "import sys\n%s\nimport pip" % paths_line],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.returncode == 0, probe.stderr
