@@ -239,16 +239,25 @@ except CommandError as exc:
 """
 
 
-def test_out_of_processes_is_a_spawn_failure_not_not_installed():
+def test_out_of_processes_is_a_spawn_failure_not_not_installed(workdir):
     """EAGAIN from a real fork (a user at RLIMIT_NPROC -- a fork bomb, a full pid table):
     the issue's case.  `true` is installed; the node is merely out of processes, so this
     must never become OCF_ERR_INSTALLED.  Runs as nobody: root ignores RLIMIT_NPROC.
     Mutation: in runner._spawn_error, return CommandNotFound for every errno."""
     import errno
+    import shutil
     import subprocess
-    import sys
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    probe = subprocess.run([sys.executable, "-I", "-c", OUT_OF_PROCESSES, repo], user="nobody",
-                           capture_output=True, text=True, timeout=30)
+    import hasf
+
+    # nobody may not read the checkout or the venv (CI clones under /root): a world-readable
+    # copy of the hasf package, run by the system interpreter
+    shutil.copytree(os.path.dirname(os.path.abspath(hasf.__file__)),
+                    os.path.join(workdir, "hasf"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for top, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            os.chmod(os.path.join(top, name), 0o755)
+    probe = subprocess.run(["/usr/bin/python3", "-I", "-c", OUT_OF_PROCESSES, workdir],
+                           user="nobody", capture_output=True, text=True, timeout=30)
     assert probe.stdout.split() == ["CommandSpawnFailed", str(errno.EAGAIN)], probe.stderr
