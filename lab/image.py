@@ -75,6 +75,8 @@ PACKAGES = (
     "pacemaker",
     "pacemaker-cli-utils",
     "openssh-server",
+    # hasf-cib verify/apply in the nodes: xmllint checks the CIB against Pacemaker's schema
+    "libxml2-utils",
 )
 
 # command on the host -> Debian package providing it

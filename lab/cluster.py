@@ -1,0 +1,256 @@
+"""The lab's two-node cluster: two node guests, their BMCs, corosync 3 + Pacemaker 2.1, hasf.
+
+Why: the seed's Step Seven only means something on a real cluster, so the
+lab builds one on this machine from the same parts a real one has: each
+node is a Debian 12 guest (lab/node.py) with Debian's corosync and
+Pacemaker, hasf installed by ``make install DESTDIR=... PYTHON=/usr/bin/python3``
+(the one install path), and power through its own BMC (lab/bmc.py), and the
+whole configuration comes from one hasf-cib spec (lab/hasf-lab.toml)
+applied with ``hasf-cib apply`` on node1.  The spec is also where the lab
+reads the node names and each BMC's port (its fence device's ``ipport``),
+so the fence devices and the BMCs cannot disagree.
+
+The cluster keeps running while the ``Cluster`` is open (a context
+manager); ``stop()`` powers everything off and, unless ``keep=True``,
+removes the lab directory.  Each BMC is also started under
+``timeout -s KILL lifetime``, so a lab process that dies without stop()
+leaves no guest running for longer than that.
+
+Pacemaker's view is read with ``crm_mon --output-as=xml`` through a node's
+control channel; the crash test (lab/crash.py) does not trust it alone.
+"""
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+from lab.bmc import NodeBmc
+from lab.image import guest_image
+from lab.node import Node, NodeError
+from lab.process import Service, WaitTimeout, wait_until
+from lab.qemu import free_udp_port
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the lab host is Debian 12 (3.11)
+    import tomli as tomllib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = os.path.join(REPO, "lab", "hasf-lab.toml")
+LAN_PREFIX = "192.168.10."          # the corosync link between the two qemus
+NODE_PYTHON = "/usr/bin/python3"    # Debian's interpreter in the nodes
+
+COROSYNC_CONF = """\
+totem {
+    version: 2
+    cluster_name: %(name)s
+    transport: knet
+    token: %(token)d
+    crypto_cipher: none
+    crypto_hash: none
+}
+nodelist {
+%(nodes)s}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+}
+logging {
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
+    to_stderr: no
+    to_syslog: no
+    timestamp: on
+}
+"""
+NODE_STANZA = "    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n"
+
+
+class ClusterError(RuntimeError):
+    """The lab cluster did not come up or could not be configured."""
+
+
+def read_spec(path=SPEC):
+    """(cluster name, node names, {node: BMC port}) from a lab spec."""
+    with open(path, "rb") as handle:
+        spec = tomllib.load(handle)
+    nodes = list(spec["cluster"]["nodes"])
+    if len(nodes) != 2:
+        raise ClusterError("the lab runs exactly two nodes, the spec names %r" % nodes)
+    ports = {}
+    for device in spec.get("fence", []):
+        for host in device.get("hosts", []):
+            ports[host] = int(device.get("params", {}).get("ipport", 623))
+    missing = [n for n in nodes if n not in ports]
+    if missing:
+        raise ClusterError("no fence device with an ipport for %s in %s" % (missing, path))
+    return spec["cluster"].get("name", "hasf-lab"), nodes, ports
+
+
+def crm_status(text):
+    """Parse ``crm_mon --output-as=xml``: {"dc": name, "nodes": {name: {...}},
+    "resources": {id: [node, ...]}} (a resource's list holds the nodes it is active on)."""
+    root = ET.fromstring(text)
+    dc = root.find("summary/current_dc")
+    status = {"dc": dc.get("name") if dc is not None and dc.get("present") == "true" else None,
+              "nodes": {}, "resources": {}}
+    for node in root.iter("node"):
+        if node.get("online") is None:
+            continue   # a resource's <node name=...> element
+        status["nodes"][node.get("name")] = {
+            key: node.get(key) == "true" for key in ("online", "unclean", "pending", "standby")}
+    for resource in root.iter("resource"):
+        where = [n.get("name") for n in resource.findall("node")]
+        if resource.get("active") == "true":
+            status["resources"].setdefault(resource.get("id"), []).extend(where)
+    return status
+
+
+class Cluster(Service):
+    """Two node guests with BMCs, forming one Pacemaker cluster (module docstring)."""
+
+    def __init__(self, spec=SPEC, directory=None, keep=False, lifetime=3600, memory=1024,
+                 token=3000, say=None):
+        self.spec = spec
+        self.name, self.names, self.bmc_ports = read_spec(spec)
+        self.dir = directory
+        self.keep = keep
+        self.lifetime = lifetime
+        self.memory = memory
+        self.token = token
+        self.say = say or (lambda message: None)
+        self.nodes = {}
+        self.bmcs = {}
+        self.timings = {}
+        self._made_dir = False
+
+    # -- building ---------------------------------------------------------------------
+    def _install_tree(self):
+        """``make install`` into a staging root the nodes lay over / at every boot."""
+        root = os.path.join(self.dir, "install")
+        result = subprocess.run(["make", "-s", "-C", REPO, "install", "DESTDIR=" + root,
+                                 "PYTHON=" + NODE_PYTHON, "BASE_PYTHON=" + NODE_PYTHON],
+                                capture_output=True, text=True, timeout=300,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise ClusterError("make install failed:\n%s%s" % (result.stdout, result.stderr))
+        return root
+
+    def _prepare(self):
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="hasf-lab-")
+            self._made_dir = True
+        os.chmod(self.dir, 0o755)
+        image = guest_image()
+        key = os.path.join(self.dir, "id_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hasf-lab",
+                        "-f", key], check=True, capture_output=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+        install = self._install_tree()
+        addresses = {name: LAN_PREFIX + str(i + 1) for i, name in enumerate(self.names)}
+        corosync = COROSYNC_CONF % {"name": self.name, "token": self.token, "nodes": "".join(
+            NODE_STANZA % (addresses[n], n, i + 1) for i, n in enumerate(self.names))}
+        passwords = {name: secrets.token_hex(8) for name in self.names}
+        ports = [free_udp_port(), free_udp_port()]
+        while ports[1] == ports[0]:
+            ports[1] = free_udp_port()
+        for i, name in enumerate(self.names):
+            node = Node(name, os.path.join(self.dir, name), image, addresses[name] + "/24",
+                        ports[i], ports[1 - i], addresses, key, memory=self.memory)
+            node.add_file("/etc/corosync/corosync.conf", corosync)
+            for other in self.names:
+                node.add_file("/etc/hasf/bmc-%s" % other, passwords[other] + "\n", 0o600)
+            node.prepare(install_tree=install)
+            shutil.copyfile(self.spec, os.path.join(node.share, "hasf-lab.toml"))
+            bmc = NodeBmc(name, os.path.join(self.dir, "bmc-" + name), port=self.bmc_ports[name],
+                          password=passwords[name], lifetime=self.lifetime)
+            bmc.qemu_argv = node.qemu_argv(bmc.serial_port, bmc.pidfile)
+            self.nodes[name], self.bmcs[name] = node, bmc
+
+    def start(self):
+        """Build, power both nodes on, wait until both are Online, apply the spec."""
+        self._prepare()
+        started = time.monotonic()
+        self.say("powering on %s through their BMCs (ipmi_sim on 127.0.0.1:%s)" % (
+            " and ".join(self.names), "/".join(str(self.bmc_ports[n]) for n in self.names)))
+        for name in self.names:
+            self.bmcs[name].start()
+        for name in self.names:
+            self.nodes[name].wait_answers(240)
+        self.timings["ssh_s"] = round(time.monotonic() - started, 1)
+        self.say("both nodes answer on ssh after %.1fs" % self.timings["ssh_s"])
+        self.wait_online(self.names, via=self.names[0], timeout=240)
+        self.timings["online_s"] = round(time.monotonic() - started, 1)
+        self.say("both nodes Online after %.1fs" % self.timings["online_s"])
+        self.apply_spec()
+        self.wait_resources(["fence-" + n for n in self.names], timeout=120)
+        self.timings["configured_s"] = round(time.monotonic() - started, 1)
+        self.say("spec applied, fence devices started after %.1fs" % self.timings["configured_s"])
+        return self
+
+    def stop(self):
+        for bmc in self.bmcs.values():
+            bmc.stop()
+        if self._made_dir and not self.keep and self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- Pacemaker's view -----------------------------------------------------------------
+    def status(self, via):
+        """crm_status() as node ``via`` sees it (bounded)."""
+        result = self.nodes[via].ssh(["crm_mon", "-1", "--output-as=xml"], timeout=30)
+        if result.returncode != 0:
+            raise ClusterError("%s: crm_mon rc=%d: %s" % (via, result.returncode,
+                                                          result.stderr.strip()[-500:]))
+        return crm_status(result.stdout)
+
+    def online(self, via):
+        """Names of the nodes ``via`` sees Online (not unclean, not pending)."""
+        nodes = self.status(via)["nodes"]
+        return sorted(n for n, s in nodes.items()
+                      if s["online"] and not s["unclean"] and not s["pending"])
+
+    def wait_online(self, names, via, timeout):
+        try:
+            wait_until(lambda: set(names) <= set(self.online(via)), timeout, 2.0,
+                       "%s Online as %s sees it" % (", ".join(names), via))
+        except WaitTimeout as exc:
+            raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
+
+    def wait_resources(self, ids, timeout, via=None):
+        via = via or self.names[0]
+        try:
+            wait_until(lambda: all(self.status(via)["resources"].get(i) for i in ids),
+                       timeout, 2.0, "resources %s started" % ", ".join(ids))
+        except WaitTimeout as exc:
+            raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
+
+    # -- configuration ----------------------------------------------------------------------
+    def apply_spec(self, via=None):
+        """``hasf-cib apply`` of the lab spec on a live node (the spec is in its share)."""
+        via = via or self.names[0]
+        result = self.nodes[via].ssh(["hasf-cib", "apply", "/mnt/hasf/hasf-lab.toml"],
+                                     timeout=180)
+        if result.returncode != 0:
+            raise ClusterError("hasf-cib apply on %s failed rc=%d:\n%s%s" % (
+                via, result.returncode, result.stdout, result.stderr))
+        return result.stdout + result.stderr
+
+    # -- diagnostics ------------------------------------------------------------------------
+    def node_logs(self, name, lines=40):
+        """The tail of a node's pacemaker and corosync logs (empty when it does not answer)."""
+        try:
+            result = self.nodes[name].ssh(["tail", "-n", str(lines),
+                                           "/var/log/pacemaker/pacemaker.log",
+                                           "/var/log/corosync/corosync.log"], timeout=20)
+            return result.stdout
+        except NodeError as exc:
+            return str(exc)
+
+    def diagnostics(self):
+        return "\n".join(self.nodes[n].diagnostics() + "\n" + self.node_logs(n)
+                         for n in self.names)

@@ -1,0 +1,247 @@
+"""The seed's Step Seven on the lab cluster: kill node1's cluster stack, watch it get fenced and return.
+
+Why: "By manually killing the heartbeat processes on node 1 we can simulate
+a system crash ... node 1 will reboot due to a STONITH operation initiated
+on the DC ... Node 1 will reboot into the cluster."  ``crash()`` does exactly
+that on a running ``lab.cluster.Cluster``: ``kill -9`` of the victim's
+corosync and pacemakerd (their pids, recorded by the node runner), then it
+watches, and asserts, from sources that do not all come from Pacemaker:
+
+* the victim's power, from the host: its qemu process ends (sampled every
+  50 ms) and a new one starts through the BMC's start script (ipmi_sim's
+  power on), and the BMC reports power on at the end;
+* a new boot id in the victim (its runner records every boot in the share);
+* the survivor's fencing history: a successful reboot of the victim
+  carried out by the survivor, completed after the kill;
+* the victim Online again in the survivor's ``crm_mon``.
+
+The timeline is in seconds after the kill: victim seen gone, fence requested
+and done (from the survivor's pacemaker.log, whose clock is mapped onto the
+host's with a measured skew), power off and on (host-side), Online again,
+and where the trivial resource ran.  A failed check is a problem in the
+result (the run goes on and reports them all), not an exception; only a
+cluster not ready to start with raises ``CrashTestError``.
+"""
+
+import calendar
+import dataclasses
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+from lab.node import NodeError
+
+RESOURCE = "probe1"      # the lab spec's trivial resource that prefers node1
+
+
+class CrashTestError(RuntimeError):
+    """The cluster was not in a state to run the crash test."""
+
+
+@dataclasses.dataclass
+class CrashResult:
+    """What one crash cycle saw: events (seconds after the kill), problems, raw facts."""
+
+    victim: str
+    survivor: str
+    events: dict = dataclasses.field(default_factory=dict)
+    problems: list = dataclasses.field(default_factory=list)
+    facts: dict = dataclasses.field(default_factory=dict)
+    diagnostics: str = ""
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    def timeline(self):
+        """The timeline as lines, in the order things happened.  Power times are the
+        host's own; log times carry the clock-skew measurement's error (± half the
+        ssh round trip in facts["skew_rtt_s"])."""
+        lines = ["%8s  %s" % ("t+%.1fs" % t if t is not None else "never", what)
+                 for what, t in sorted(self.events.items(),
+                                       key=lambda item: (item[1] is None, item[1] or 0))]
+        return "\n".join(lines)
+
+
+class PowerWatch(threading.Thread):
+    """Samples a node's qemu (its power, as the host sees it) every 50 ms."""
+
+    def __init__(self, bmc, interval=0.05):
+        super().__init__(daemon=True)
+        self.bmc, self.interval = bmc, interval
+        self.first_pid = bmc.qemu_pid()
+        self.off_at = None       # monotonic time the first qemu was seen gone
+        self.on_at = None        # monotonic time a new qemu was seen alive
+        self.new_pid = None
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            pid = self.bmc.qemu_pid()
+            now = time.monotonic()
+            if self.off_at is None and pid != self.first_pid:
+                self.off_at = now
+            if self.off_at is not None and self.on_at is None and pid not in (None, self.first_pid):
+                self.on_at, self.new_pid = now, pid
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(5)
+
+
+def clock_skew(node):
+    """Guest wall clock minus host wall clock (s), from one ssh round trip."""
+    before = time.time()
+    guest = float(node.ssh(["date", "+%s.%N"], timeout=20, check=True).stdout)
+    after = time.time()
+    return guest - (before + after) / 2, after - before
+
+
+_LOG_TIME = re.compile(r"^(\w{3} \d{2} \d{2}:\d{2}:\d{2})\.(\d{3}) ")
+
+
+def log_events(text, victim, survivor, since_wall, skew):
+    """First time (host wall clock) of each fencing milestone in a pacemaker.log."""
+    year = time.gmtime(since_wall).tm_year
+    patterns = {
+        "%s seen gone" % victim: "Node %s state is now lost" % victim,
+        "fence requested": "Requesting fencing (reboot) of node %s" % victim,
+        "fence done": "Operation 'reboot' targeting %s by %s" % (victim, survivor),
+    }
+    found = {}
+    for line in text.splitlines():
+        match = _LOG_TIME.match(line)
+        if not match:
+            continue
+        stamp = calendar.timegm(time.strptime("%d %s" % (year, match.group(1)),
+                                              "%Y %b %d %H:%M:%S")) + int(match.group(2)) / 1000
+        host = stamp - skew
+        if host < since_wall - 1:
+            continue
+        for name, needle in patterns.items():
+            if name not in found and needle in line and (name != "fence done" or ": OK" in line):
+                found[name] = host
+    return found
+
+
+def fence_history(node, victim):
+    """The survivor's fencing history of ``victim``: list of fence_event attribute dicts."""
+    result = node.ssh(["stonith_admin", "--history", victim, "--output-as=xml"], timeout=30)
+    if result.returncode != 0:
+        raise NodeError("stonith_admin --history rc=%d: %s" % (result.returncode, result.stderr))
+    return [dict(e.attrib) for e in ET.fromstring(result.stdout).iter("fence_event")]
+
+
+def _completed(event):
+    """A fence_event's completion time (wall clock, whole seconds; 0 if unknown)."""
+    try:
+        return calendar.timegm(time.strptime(event.get("completed", ""), "%Y-%m-%d %H:%M:%SZ"))
+    except ValueError:
+        return 0
+
+
+def crash(cluster, victim=None, survivor=None, timeout=300, say=None):
+    """One kill/fence/rejoin cycle on a running cluster; a CrashResult."""
+    say = say or (lambda message: None)
+    victim = victim or cluster.names[0]
+    survivor = survivor or [n for n in cluster.names if n != victim][0]
+    node, peer, bmc = cluster.nodes[victim], cluster.nodes[survivor], cluster.bmcs[victim]
+    result = CrashResult(victim, survivor)
+    if sorted(cluster.online(survivor)) != sorted(cluster.names):
+        raise CrashTestError("not every node is Online before the crash test")
+    boots = node.boots()
+    if not boots or "corosync" not in boots[-1]:
+        raise CrashTestError("%s recorded no running cluster stack" % victim)
+    boot, starts = boots[-1], len(bmc.power_log())
+    skew, rtt = clock_skew(peer)
+    result.facts.update(boot_id_before=boot["boot_id"], clock_skew_s=round(skew, 3),
+                        skew_rtt_s=round(rtt, 3), qemu_pid_before=bmc.qemu_pid())
+    watch = PowerWatch(bmc)
+    watch.start()
+    say("kill -9 corosync (pid %d) and pacemakerd (pid %d) on %s"
+        % (boot["corosync"], boot["pacemakerd"], victim))
+    node.ssh(["kill", "-9", str(boot["corosync"]), str(boot["pacemakerd"])], timeout=30,
+             check=True)
+    t0, t0_wall = time.monotonic(), time.time()
+    since = lambda mono: round(mono - t0, 1)  # noqa: E731
+    online_at = None
+    deadline = t0 + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                status = cluster.status(survivor)
+            except Exception:  # noqa: BLE001 -- a busy node: ask again
+                time.sleep(1)
+                continue
+            now = time.monotonic()
+            state = status["nodes"].get(victim, {})
+            up = state.get("online") and not state.get("unclean") and not state.get("pending")
+            where = status["resources"].get(RESOURCE, [])
+            if survivor in where:
+                result.events.setdefault("%s running on %s" % (RESOURCE, survivor), since(now))
+            if up and watch.on_at is not None and online_at is None:
+                online_at = now
+                result.events["%s Online again" % victim] = since(now)
+                say("%s Online again after %.1fs" % (victim, now - t0))
+            if online_at is not None and (victim in where or now - online_at > 30):
+                if victim in where:
+                    result.events["%s back on %s" % (RESOURCE, victim)] = since(now)
+                break
+            time.sleep(1)
+    finally:
+        watch.stop()
+    if watch.off_at is not None:
+        result.events["%s power off (qemu gone)" % victim] = since(watch.off_at)
+    if watch.on_at is not None:
+        # the BMC's start script logs its own start: sharper than the 50 ms sampler
+        logged = [e["mono"] for e in bmc.power_log()[starts:] if e["pid"] == watch.new_pid]
+        result.events["%s power on (BMC start script)" % victim] = since(
+            min(logged + [watch.on_at]))
+    _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at)
+    return result
+
+
+def _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at):
+    victim, survivor = result.victim, result.survivor
+    node, peer, bmc = cluster.nodes[victim], cluster.nodes[survivor], cluster.bmcs[victim]
+    problems = result.problems
+    try:
+        log = peer.ssh(["cat", "/var/log/pacemaker/pacemaker.log"], timeout=60).stdout
+        for name, wall in log_events(log, victim, survivor, t0_wall, skew).items():
+            result.events[name] = round(wall - t0_wall, 1)
+    except NodeError as exc:
+        problems.append("cannot read %s's pacemaker.log: %s" % (survivor, exc))
+    for name in ("%s seen gone" % victim, "fence requested", "fence done"):
+        result.events.setdefault(name, None)
+    if watch.off_at is None:
+        problems.append("%s's qemu never ended: its power was not cut" % victim)
+    if watch.on_at is None or len(bmc.power_log()) <= starts:
+        problems.append("%s was not powered on again through its BMC" % victim)
+    try:
+        if not bmc.power_status():
+            problems.append("%s's BMC reports power off at the end" % victim)
+    except RuntimeError as exc:
+        problems.append("%s's BMC does not answer: %s" % (victim, exc))
+    boots = node.boots()
+    result.facts["boot_id_after"] = boots[-1]["boot_id"] if boots else None
+    if result.facts["boot_id_after"] == boot["boot_id"]:
+        problems.append("%s did not boot again (same boot id)" % victim)
+    if online_at is None:
+        problems.append("%s did not come back Online in %s's view" % (victim, survivor))
+    try:
+        history = fence_history(peer, victim)
+    except (NodeError, ET.ParseError) as exc:
+        history = []
+        problems.append("no fencing history from %s: %s" % (survivor, exc))
+    result.facts["fence_history"] = history
+    done = [e for e in history if e.get("action") == "reboot" and e.get("status") == "success"
+            and e.get("delegate") == survivor and _completed(e) >= t0_wall - 2]
+    if not done:
+        problems.append("%s's fencing history has no successful reboot of %s by %s: %s"
+                        % (survivor, victim, survivor, history))
+    if result.events.get("fence done") is None:
+        problems.append("%s's log shows no completed fencing of %s" % (survivor, victim))
+    if problems:
+        result.diagnostics = cluster.diagnostics()
