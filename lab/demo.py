@@ -1,14 +1,21 @@
-"""`make demo`: install hasf, then run every installed executable against a real backend.
+"""`make demo`: the seed's Step Seven on a real two-node cluster, then every installed executable.
 
 Each step prints what it did and whether it worked; the run ends with a
 summary table and exits non-zero if any step failed.  Steps:
-1. install with `make install DESTDIR=<lab root> PYTHON=<this venv's python>`;
-2. every OCF agent through ClusterLabs' ocf-tester (VirtualMachine against a
+1. the crash test (lab/crash.py): two Debian 12 node guests with corosync +
+   Pacemaker and hasf inside, each powered by its own ipmi_sim BMC, configured
+   by `hasf-cib apply lab/hasf-lab.toml`; kill -9 of node1's corosync and
+   pacemakerd; node2 fences node1 through fence_hasf_ipmi, node1 boots and
+   rejoins; the timeline.  The guests are powered off at the end;
+2. install with `make install DESTDIR=<lab root> PYTHON=<this venv's python>`;
+3. every OCF agent through ClusterLabs' ocf-tester (VirtualMachine against a
    real qemu domain under qemu:///system);
-3. every fence agent against its real peer (IPMI: OpenIPMI ipmi_sim;
+4. every fence agent against its real peer (IPMI: OpenIPMI ipmi_sim;
    libvirt: a qemu domain): status, reboot verified, status;
-4. hasf-cib on the seed scenario: build, verify with crm_verify, and
+5. hasf-cib on the seed scenario: build, verify with crm_verify, and
    crm_simulate of node1 failing and coming back.
+
+`python -m lab.demo --crash-only` runs step 1 alone.
 """
 
 import os
@@ -21,6 +28,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from lab import steps  # noqa: E402
+from lab.cluster import Cluster  # noqa: E402
+from lab.crash import crash  # noqa: E402
+
+
+def say(message):
+    print("   " + message, flush=True)
+
+
+def crash_test():
+    """Step Seven: (ok, text) -- the cluster comes up, node1 is crashed, fenced, back."""
+    with Cluster(lifetime=1800, say=say) as cluster:
+        timings = dict(cluster.timings)
+        result = crash(cluster, say=say)
+    text = ["cluster: ssh %(ssh_s)ss, both Online %(online_s)ss, configured %(configured_s)ss"
+            " after power on" % timings,
+            "timeline (seconds after the kill):", result.timeline()]
+    text += ["PROBLEM: " + p for p in result.problems]
+    if result.diagnostics:
+        text.append(result.diagnostics)
+    return result.ok, "\n".join(text)
 
 
 def install(root):
@@ -34,30 +61,40 @@ def install(root):
             if line.startswith("installed ")]
 
 
-def main():
-    root = tempfile.mkdtemp(prefix="hasf-lab-")
-    os.chmod(root, 0o755)  # ocf-tester runs meta-data as nobody
-    print("== hasf lab: installing into %s" % root)
-    for path in install(root):
-        print("   " + path)
-    results = []
-    for step in steps.plan(root):
-        print("\n== %s" % step.title)
-        start = time.monotonic()
-        try:
-            ok, detail = step.run()
-        except Exception as exc:  # noqa: BLE001 -- a step failing must not hide the others
-            ok, detail = False, "%s: %s" % (type(exc).__name__, exc)
-        elapsed = time.monotonic() - start
-        for line in detail.splitlines():
-            print("   " + line)
-        results.append((step.title, ok, elapsed))
+def run_step(title, func):
+    """Run one step, print what it said; (title, ok, seconds)."""
+    print("\n== %s" % title, flush=True)
+    start = time.monotonic()
+    try:
+        ok, detail = func()
+    except Exception as exc:  # noqa: BLE001 -- a step failing must not hide the others
+        ok, detail = False, "%s: %s" % (type(exc).__name__, exc)
+    for line in detail.splitlines():
+        print("   " + line)
+    return title, ok, time.monotonic() - start
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    results = [run_step("Step Seven: crash test on a two-node cluster (kill node1's stack, "
+                        "fence_hasf_ipmi, rejoin)", crash_test)]
+    if "--crash-only" not in argv:
+        results += agent_steps()
     print("\n== summary")
     for title, ok, elapsed in results:
         print("%-6s %6.1fs  %s" % ("PASS" if ok else "FAIL", elapsed, title))
     failed = sum(1 for _, ok, _ in results if not ok)
     print("%d passed, %d failed" % (len(results) - failed, failed))
     return 1 if failed or not results else 0
+
+
+def agent_steps():
+    root = tempfile.mkdtemp(prefix="hasf-lab-")
+    os.chmod(root, 0o755)  # ocf-tester runs meta-data as nobody
+    print("== hasf lab: installing into %s" % root)
+    for path in install(root):
+        print("   " + path)
+    return [run_step(step.title, step.run) for step in steps.plan(root)]
 
 
 if __name__ == "__main__":
