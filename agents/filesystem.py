@@ -354,7 +354,7 @@ class Filesystem(RememberingAgent):
         from hasf.agents.fs_release import Release
 
         release = Release(device, number, self.deadline, self.log, force=False,
-                          scratch=None)
+                          scratch=None)  # only its own fresh mount: no exclusive-open proof
         if not self.deadline.wait_for(release.attempt, 0.1, 1.0):
             self.log.error("start failed and %s could not be unmounted again%s"
                            % (canonical, release.blame()))

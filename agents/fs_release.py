@@ -61,6 +61,8 @@ class Release:
     """Rounds of unmount / signal, until the device is free or the deadline passes."""
 
     def __init__(self, device, number, deadline, log, force=True, grace=1.0, scratch=None):
+        """scratch: where a device node may be made for the exclusive-open check; None
+        skips that check (a failed start taking back only the mount it just made)."""
         self.device, self.number, self.deadline, self.log = device, number, deadline, log
         self.force, self.grace, self.scratch = force, grace, scratch
         self.termed_at = None

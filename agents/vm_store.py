@@ -108,40 +108,33 @@ def check_paths(snapshot, scripts, deadline):
 
 
 # --- the saved-state file (snapshot) -------------------------------------------------------
-def _exists(path):
+def _absent_is_false(operation, path):
+    """operation(path) -> True; False when path is not there (ENOENT/ENOTDIR); else raise."""
     try:
-        os.stat(path)
+        operation(path)
         return True
     except OSError as exc:
         if exc.errno in ABSENT:
             return False
         raise
+
+
+def _on_store(operation, path, deadline, doing, verb):
+    """_absent_is_false in the bounded child; StoreUnreadable when the store cannot tell."""
+    try:
+        return _bounded(_absent_is_false, (operation, path), deadline, "%s %s" % (doing, path))
+    except OSError as exc:
+        raise StoreUnreadable("cannot %s %s: %s" % (verb, path, _reason(exc))) from None
 
 
 def exists(path, deadline):
     """Whether path exists; StoreUnreadable when the store cannot tell."""
-    try:
-        return _bounded(_exists, (path,), deadline, "looking for %s" % path)
-    except OSError as exc:
-        raise StoreUnreadable("cannot look for %s: %s" % (path, _reason(exc))) from None
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-        return True
-    except OSError as exc:
-        if exc.errno in ABSENT:
-            return False
-        raise
+    return _on_store(os.stat, path, deadline, "looking for", "look for")
 
 
 def unlink(path, deadline):
     """Remove path (absent is fine); StoreUnreadable when that fails or hangs."""
-    try:
-        return _bounded(_unlink, (path,), deadline, "removing %s" % path)
-    except OSError as exc:
-        raise StoreUnreadable("cannot remove %s: %s" % (path, _reason(exc))) from None
+    return _on_store(os.unlink, path, deadline, "removing", "remove")
 
 
 # --- save_config_on_stop -------------------------------------------------------------------

@@ -14,7 +14,6 @@ iSCSI session), so the question is asked in a bounded child.
 import errno
 import os
 
-from hasf import isolated
 from hasf.kernel import CannotRead, is_absent
 
 FREE, BUSY, GONE = "free", "busy", "gone"
@@ -72,6 +71,8 @@ def _claim(path, number, scratch):
 def claim(path, number, scratch, timeout):
     """Whether the kernel would grant this device exclusively: FREE, BUSY or GONE.
     CannotRead when it cannot tell (an error, or no answer within timeout)."""
+    from hasf import isolated  # not on the monitor and meta-data paths, which never claim
+
     os.makedirs(scratch, mode=0o700, exist_ok=True)
     try:
         return isolated.call(_claim, (path, number, scratch), timeout,
