@@ -286,7 +286,7 @@ def test_pacemaker_mounts_recovers_and_stops_a_busy_store(agent, workdir):
     10 by pacemaker-execd; an unmount behind Pacemaker's back is detected and the store
     mounted again; a process inside the node holding the mount does not stop the stop."""
     from support.pacemaker import PacemakerCluster
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     disk = LoopDisk(workdir)
     mnt = os.path.join(workdir, "pcmk-store")

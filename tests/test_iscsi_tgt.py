@@ -442,7 +442,7 @@ def test_pacemaker_runs_the_san_group(agents, workdir):
     pacemaker-execd, a target deleted behind Pacemaker's back is detected and the group
     recovered, an initiator inside the node sees the LUN, and target-role=Stopped removes it."""
     from support.pacemaker import PacemakerCluster
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     binds = [(os.path.dirname(agents["iSCSITarget"]), "/usr/lib/ocf/resource.d/hasf")]
     with PacemakerCluster(["node1"], extra_binds=binds) as cluster:

@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 from support.pacemaker import PacemakerCluster
-from support.waiting import wait_until
+from lab.process import wait_until
 
 from test_stonith_helpers import plugin, sbin_dir
 

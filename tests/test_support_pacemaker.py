@@ -9,7 +9,7 @@ import time
 import pytest
 
 from support.pacemaker import PacemakerCluster
-from support.waiting import wait_until
+from lab.process import wait_until
 
 pytestmark = [
     pytest.mark.pacemaker,

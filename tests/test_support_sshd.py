@@ -1,4 +1,4 @@
-"""Proves support.sshd (and support.netns / support.waiting underneath)."""
+"""Proves support.sshd (and lab.netns / lab.process.wait_until underneath)."""
 
 import os
 import shutil
@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from support import netns
+from lab import netns
 from support.sshd import NamespaceSshd
-from support.waiting import WaitTimeout, wait_until
+from lab.process import WaitTimeout, wait_until
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
 

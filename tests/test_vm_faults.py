@@ -68,7 +68,7 @@ def test_libvirtd_down(private, running):
 
 
 def test_libvirtd_hung(private, running):
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     _signal_libvirtd(private, signal.SIGSTOP)
     try:
@@ -96,7 +96,7 @@ def test_recurring_monitor_rides_out_a_libvirtd_restart(private, running):
     import threading
 
     from support.libvirtd import virsh
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     _signal_libvirtd(private, signal.SIGKILL)
     private.proc.wait(10)

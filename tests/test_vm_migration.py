@@ -91,7 +91,7 @@ def test_hung_migration_is_bounded_by_its_timeout(pair, p2p):
     """
     import signal
 
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     source, _dest, target = pair
     assert source("start").rc == 0

@@ -77,7 +77,7 @@ def _qemu_pid(name):
 
 
 def test_pacemaker_starts_monitors_recovers_and_stops(cluster, domains, workdir):  # noqa: F811
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     name = domains.new("pcmk")
     config = write_config(workdir, name)
@@ -162,7 +162,7 @@ def test_pacemaker_live_migrates_between_two_nodes(agent_path, system_libvirtd, 
     a move of vm2 is done by Pacemaker as migrate_to + migrate_from, and back again."""
     from support.libvirtd import PrivateLibvirtd
     from support.pacemaker import PacemakerCluster
-    from support.waiting import wait_until
+    from lab.process import wait_until
 
     port = 49300 + os.getpid() % 100
     binds = [(os.path.dirname(agent_path), "/usr/lib/ocf/resource.d/hasf")]

@@ -1,5 +1,6 @@
 """Shared test infrastructure for hasf: real daemons in private namespaces.
 
-Modules: waiting, netns, nsproc, pacemaker, libvirtd, ipmisim, sshd.
-All of them need root (network/mount namespaces) except ``waiting``.
+Modules: pacemaker, libvirtd, ipmisim, sshd, tgtd, guest, hungfs; the
+namespaces and bounded waits under them are the lab's (lab.netns,
+lab.nsproc, lab.process).  All of them need root.
 """

@@ -63,8 +63,7 @@ from lab.process import tail as _tail
 from lab.qemu import free_tcp_port, tcp_listening  # noqa: F401 -- re-exported
 from lab.qemu import qemu_value as _qemu_value
 from lab.qemu import unique_mac as _unique_mac
-from support.service import Service, kill_group
-from support.waiting import wait_until
+from lab.process import Service, kill_group, wait_until
 
 BOOT_ALLOWANCE = 120               # default batch timeout = this + the commands' timeouts
 DEFAULT_COMMAND_TIMEOUT = 60

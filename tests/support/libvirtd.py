@@ -14,7 +14,7 @@ instances on this one machine.
     migrated reliably.
 
 (c) ``PrivateLibvirtd``: a second root libvirtd in its own netns (on a
-    support.netns bridge, so the host can reach it at ``.address``) and its
+    lab.netns bridge, so the host can reach it at ``.address``) and its
     own mount namespace where /run, /var/run/libvirt, /var/lib/libvirt,
     /var/cache/libvirt, /var/log/libvirt and /etc/libvirt are private dirs.
     Its socket is a host-visible file, so from the host its URI is
@@ -51,10 +51,9 @@ import tempfile
 import threading
 import uuid
 
-from support.netns import Network
-from support.nsproc import NsHost
-from support.service import Service
-from support.waiting import wait_until
+from lab.netns import NetnsService, Network
+from lab.nsproc import NsHost
+from lab.process import wait_until
 
 SYSTEM_URI = "qemu:///system"
 LOCK_FILE = "/run/lock/hasf-libvirtd.lock"
@@ -281,12 +280,12 @@ PRIVATE_DIRS = {
 }
 
 
-class PrivateLibvirtd(Service):
+class PrivateLibvirtd(NetnsService):
     """A second, independent libvirtd (own netns, own sockets and state).
 
     ``uri``: usable from the host (unix socket file in the work dir).
     ``address``: its network-namespace address (migration target).
-    ``network``: pass a support.netns.Network to put several instances on one
+    ``network``: pass a lab.netns.Network to put several instances on one
     bridge; otherwise a private one is created (the host is on every bridge,
     so the system libvirtd can always reach ``address``)."""
 

@@ -2,8 +2,8 @@
 
 Why: hasf's resource agents, fence agents and CIB tools must be tested
 against real pacemaker-execd / pacemaker-fenced / pacemaker-based, not
-mocks.  Each node is an ``NsHost`` (support.nsproc): its own network
-namespace on a private bridge (support.netns), private mount + UTS
+mocks.  Each node is an ``NsHost`` (lab.nsproc): its own network
+namespace on a private bridge (lab.netns), private mount + UTS
 namespace with fresh tmpfs on /run and /dev/shm, and bind mounts of per-node
 directories (owned hacluster:haclient) over /var/lib/pacemaker,
 /var/lib/corosync, /etc/corosync, /var/log/pacemaker and /var/log/corosync.
@@ -54,9 +54,9 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 
-from support.netns import Network
-from support.nsproc import NsHost
-from support.waiting import wait_until
+from lab.netns import Network
+from lab.nsproc import NsHost
+from lab.process import wait_until
 
 HACLUSTER = "hacluster"
 HACLIENT = "haclient"
@@ -82,9 +82,9 @@ class Node:
     def __init__(self, name, nodeid, ns, workdir):
         self.name = name
         self.nodeid = nodeid
-        self.ns = ns                  # support.netns.Namespace
+        self.ns = ns                  # lab.netns.Namespace
         self.dir = workdir            # per-node dir on the host
-        self.host = None              # support.nsproc.NsHost while running
+        self.host = None              # lab.nsproc.NsHost while running
         self.procs = []
 
     @property

@@ -3,7 +3,7 @@
 Why: hasf's ssh-based fencing/monitoring must be tested against a real sshd
 with strict host-key checking, and against a node that becomes unreachable.
 ``NamespaceSshd`` runs ``/usr/sbin/sshd -D`` inside an ``NsHost`` (own netns
-on a support.netns bridge, private /run so /run/sshd and the pid file never
+on a lab.netns bridge, private /run so /run/sshd and the pid file never
 touch the host), with a generated ed25519 host key and client key in a temp
 dir and a ``known_hosts`` file that pins the host key to ``address``.
 
@@ -20,10 +20,9 @@ import shutil
 import subprocess
 import tempfile
 
-from support.netns import Network
-from support.nsproc import NsHost
-from support.service import Service, kill_group
-from support.waiting import wait_until
+from lab.netns import NetnsService, Network
+from lab.nsproc import NsHost
+from lab.process import kill_group, wait_until
 
 SSHD_CONFIG = """\
 Port 22
@@ -47,7 +46,7 @@ def _keygen(path, comment):
                    check=True, timeout=30, capture_output=True, stdin=subprocess.DEVNULL)
 
 
-class NamespaceSshd(Service):
+class NamespaceSshd(NetnsService):
     """Context manager: sshd in a fresh network namespace."""
 
     def __init__(self, network=None, hostname="sshnode", timeout=10):

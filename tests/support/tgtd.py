@@ -14,8 +14,7 @@ import random
 import socket
 import subprocess
 
-from support.service import Service, kill_group
-from support.waiting import wait_until
+from lab.process import Service, kill_group, wait_until
 
 SOCKET_DIR = "/run/tgtd"
 

@@ -1,8 +1,8 @@
-"""Network namespaces, a bridge and veth pairs in a private /24, per test run.
+"""Network namespaces, a bridge and veth pairs in a private /24, per run.
 
-Why: pacemaker nodes, a second libvirtd and sshd "hosts" each need their own
-network stack, and several pytest runs/workers may do this concurrently on
-one machine.  So:
+Why: a second libvirtd (libvirtd.py), and the tests' Pacemaker nodes and sshd
+"hosts" each need their own network stack, and several pytest runs/workers
+(and the lab) may do this concurrently on one machine.  So:
 
 * names are ``hs<pid><kind><counter>`` (kind: n=netns, b=bridge, h=host-side
   veth), always <= 15 chars (IFNAMSIZ-1), never fixed global names;
@@ -15,6 +15,8 @@ one machine.  So:
   added anywhere: traffic never leaves these addresses.
 
 ``cleanup_stale()`` removes leftovers of runs whose pid no longer exists.
+``NetnsService`` is a daemon helper living in one namespace of a Network,
+its own (closed with it) or one it shares with others.
 """
 
 import fcntl
@@ -23,6 +25,8 @@ import os
 import re
 import subprocess
 import threading
+
+from lab.process import Service, pid_alive
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -49,22 +53,12 @@ def ip(*args, timeout=10, check=True):
     return proc
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cleanup_stale():
     """Delete hs<pid>* namespaces/links whose creating process is gone."""
     for name in ip("netns", "list", check=False).stdout.split("\n"):
         name = name.split(" ")[0].strip()
         m = _NAME_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             ip("netns", "del", name, check=False)
     for line in ip("-o", "link", "show", check=False).stdout.splitlines():
         parts = line.split(":")
@@ -72,7 +66,7 @@ def cleanup_stale():
             continue
         name = parts[1].strip().split("@")[0]
         m = _NAME_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             ip("link", "del", name, check=False)
 
 
@@ -190,3 +184,20 @@ class Network:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class NetnsService(Service):
+    """A Service in a namespace of ``self.network`` (``self.ns``); ``self._own_network``
+    says whether it made that Network itself (then it closes all of it)."""
+
+    _own_network = False
+    network = None
+    ns = None
+
+    def release_namespace(self):
+        """Drop this helper's namespace, or the whole network when it made its own."""
+        if self._own_network and self.network is not None:
+            self.network.close()
+            self.network = None
+        elif self.ns is not None and self.network is not None:
+            subprocess.run(["ip", "netns", "del", self.ns.name], timeout=10, capture_output=True)

@@ -1,10 +1,11 @@
 """A "machine" made of namespaces: netns + private mount + UTS namespace.
 
-Why: libqb IPC (pacemaker), libvirtd and sshd keep sockets, pid files and
-shared-memory rings in fixed paths (/run, /dev/shm, /var/lib/...).  Giving
-each simulated host a private mount namespace with fresh tmpfs on /run and
-/dev/shm and bind mounts for its state directories lets any number of them
-run at once without touching the host's files.
+Why: libvirtd (libvirtd.py), and the tests' Pacemaker nodes (libqb IPC) and
+sshd keep sockets, pid files and shared-memory rings in fixed paths (/run,
+/dev/shm, /var/lib/...).  Giving each simulated host a private mount
+namespace with fresh tmpfs on /run and /dev/shm and bind mounts for its
+state directories lets any number of them run at once without touching the
+host's files.
 
 A holder process (``sleep infinity`` started through ``ip netns exec NS
 unshare --mount --uts --propagation private``) pins the namespaces; every
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from support.waiting import wait_until
+from lab.process import wait_until
 
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
