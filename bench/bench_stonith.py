@@ -22,7 +22,7 @@ import time
 from common import launcher
 from harness import Report, measure, timed
 from support import ipmisim
-from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 
 PASSWORD = "bench-Pw-42"
 GLUE_LIBVIRT = "/usr/lib/stonith/plugins/external/libvirt"

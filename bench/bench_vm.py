@@ -36,7 +36,7 @@ def _single(label, argv, env):
 
 
 def run():
-    from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd
+    from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd
 
     ensure_system_libvirtd()
     report = Report("VirtualMachine (hasf) vs heartbeat/VirtualDomain, qemu:///system")

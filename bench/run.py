@@ -14,7 +14,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main(argv):
-    sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tests")]
+    repo = os.path.dirname(HERE)  # the lab's daemons and guests (lab.*), the tests' agents
+    sys.path[:0] = [HERE, repo, os.path.join(repo, "tests")]
     names = argv[1:] or sorted(f[:-3] for f in os.listdir(HERE)
                                if f.startswith("bench_") and f.endswith(".py"))
     failed = 0

@@ -38,7 +38,7 @@ def world_readable_dir(prefix):
 
 def ocf_virtual_machine(agent):
     """ocf-tester on a real qemu domain (diskless, TCG) under qemu:///system."""
-    from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+    from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 
     uri = ensure_system_libvirtd()
     name = unique_domain_name("hasflab")
@@ -75,7 +75,7 @@ def fence_ipmi(agent):
 
 def fence_libvirt(agent):
     """fence_hasf_libvirt reboots a running qemu domain: verified off, then on again."""
-    from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+    from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 
     uri = ensure_system_libvirtd()
     name = unique_domain_name("hasflab")

@@ -269,8 +269,8 @@ def test_a_qemu_in_libvirts_own_mount_namespace_holding_its_image(agent, workdir
     libvirtd + qemu (TCG) with its disk image on the store.
     Mutation: namespaces.views() returning only our own view -> stop answers 0 with the
     qemu's copy still mounted (the 'mounted nowhere' assertion fails)."""
-    from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
-    from support.libvirtd import virsh
+    from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+    from lab.libvirtd import virsh
 
     uri = ensure_system_libvirtd()
     mnt = os.path.join(workdir, "mnt")

@@ -6,7 +6,7 @@ the domain's libvirt ID, which changes with every start.
 """
 
 import pytest
-from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 
 from test_stonith_helpers import agent, glue_plugins, run, stdin_of
 

@@ -1,6 +1,6 @@
 """fence_hasf_libvirt against a libvirtd frozen with SIGSTOP after the device connected.
 
-A private libvirtd (support.libvirtd.PrivateLibvirtd: its own socket,
+A private libvirtd (lab.libvirtd.PrivateLibvirtd: its own socket,
 netns and qemu processes), so the shared one stays up for everyone else.
 The device is driven in-process so the freeze lands exactly after connect
 (and, in one case, exactly between destroy and the status poll); each case
@@ -19,7 +19,7 @@ import threading
 import time
 
 import pytest
-from support.libvirtd import PrivateLibvirtd, call_with_timeout, diskless_domain_xml, \
+from lab.libvirtd import PrivateLibvirtd, call_with_timeout, diskless_domain_xml, \
     unique_domain_name
 
 from hasf.log import AgentLog

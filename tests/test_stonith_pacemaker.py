@@ -16,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 
 import pytest
-from support.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
+from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 from support.pacemaker import PacemakerCluster
 from lab.process import wait_until
 

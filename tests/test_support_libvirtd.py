@@ -1,4 +1,4 @@
-"""Proves support.libvirtd: host libvirtd, quick diskless domains, and live
+"""Proves lab.libvirtd: host libvirtd, quick diskless domains, and live
 migration between independent libvirtd instances on this machine."""
 
 import os
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import libvirtd as L
+from lab import libvirtd as L
 
 pytestmark = [
     pytest.mark.libvirt,

@@ -76,7 +76,7 @@ def domains():
 
 
 def write_config(directory, name, xml=None, **kw):
-    from support.libvirtd import diskless_domain_xml
+    from lab.libvirtd import diskless_domain_xml
 
     path = os.path.join(directory, "%s.xml" % uuid.uuid4().hex[:8])
     with open(path, "w") as handle:
@@ -86,7 +86,7 @@ def write_config(directory, name, xml=None, **kw):
 
 @pytest.fixture(scope="session")
 def system_libvirtd():
-    from support.libvirtd import ensure_system_libvirtd
+    from lab.libvirtd import ensure_system_libvirtd
 
     return ensure_system_libvirtd()
 

@@ -1,6 +1,6 @@
 """VirtualMachine when libvirtd is down or hung (a private libvirtd, so the shared one stays up).
 
-support.libvirtd.PrivateLibvirtd is a real, independent libvirtd with its own
+lab.libvirtd.PrivateLibvirtd is a real, independent libvirtd with its own
 socket (qemu+unix:///system?socket=...) whose qemu processes live on this
 machine; killing or freezing *it* is what "libvirtd stopped" means here.
 """
@@ -19,7 +19,7 @@ from hasf.agents.vm_procs import qemu_processes
 
 @pytest.fixture
 def private():
-    from support.libvirtd import PrivateLibvirtd
+    from lab.libvirtd import PrivateLibvirtd
 
     with PrivateLibvirtd() as lv:
         yield lv
@@ -95,7 +95,7 @@ def test_recurring_monitor_rides_out_a_libvirtd_restart(private, running):
     """libvirtd down for a moment (a package upgrade): the monitor retries, then answers 0."""
     import threading
 
-    from support.libvirtd import virsh
+    from lab.libvirtd import virsh
     from lab.process import wait_until
 
     _signal_libvirtd(private, signal.SIGKILL)

@@ -34,7 +34,7 @@ def store(workdir):  # noqa: F811
 @pytest.fixture
 def on_store(agent_path, system_libvirtd, domains, workdir, store):  # noqa: F811
     """A domain whose config is on the store, started by the agent while the store answers."""
-    from support.libvirtd import diskless_domain_xml
+    from lab.libvirtd import diskless_domain_xml
 
     name = domains.new("hs")
     config = store.path(name + ".xml")

@@ -1,6 +1,6 @@
 """VirtualMachine live migration between two real libvirtd instances on this machine.
 
-Source: the host's qemu:///system.  Target: a support.libvirtd.PrivateLibvirtd
+Source: the host's qemu:///system.  Target: a lab.libvirtd.PrivateLibvirtd
 (own network namespace, own socket and state) -- "node2".  migrate_to runs
 against the source with remoteuri/migrateuri pointing at the target, then
 migrate_from runs against the target, as Pacemaker would run them on the
@@ -19,7 +19,7 @@ PORT = 49152 + os.getpid() % 60
 
 @pytest.fixture
 def pair(system_libvirtd, agent_path, domains, workdir):  # noqa: F811
-    from support.libvirtd import PrivateLibvirtd
+    from lab.libvirtd import PrivateLibvirtd
 
     with PrivateLibvirtd() as target:
         domains.uris.append(target.uri)

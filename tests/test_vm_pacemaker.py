@@ -160,7 +160,7 @@ def test_pacemaker_live_migrates_between_two_nodes(agent_path, system_libvirtd, 
                                                     domains, workdir):  # noqa: F811
     """Two nodes, each with its own libvirtd (node1: the host's, node2: a private one):
     a move of vm2 is done by Pacemaker as migrate_to + migrate_from, and back again."""
-    from support.libvirtd import PrivateLibvirtd
+    from lab.libvirtd import PrivateLibvirtd
     from support.pacemaker import PacemakerCluster
     from lab.process import wait_until
 

@@ -169,7 +169,7 @@ def test_depth_10_checks(vm):
 def test_name_with_shell_and_xml_specials_is_used_literally(agent_path, system_libvirtd,  # noqa: F811
                                                             domains, workdir):  # noqa: F811
     name = domains.new("s") + "<&'\"$(id);`id`|,x>"
-    from support.libvirtd import diskless_domain_xml
+    from lab.libvirtd import diskless_domain_xml
 
     xml = diskless_domain_xml("NAME").replace("<name>NAME</name>",
                                               "<name>%s</name>" % escape(name))
@@ -215,7 +215,7 @@ def test_config_renamed_while_running_is_not_a_false_stopped(vm, domains):  # no
     """
     assert vm("start").rc == 0
     renamed = domains.new("r")
-    from support.libvirtd import diskless_domain_xml
+    from lab.libvirtd import diskless_domain_xml
 
     with open(vm.config, "w") as handle:
         handle.write(diskless_domain_xml(renamed))

@@ -17,7 +17,7 @@ NOBODY = 65534
 
 
 def _xml_with_vnc_password(name):
-    from support.libvirtd import diskless_domain_xml
+    from lab.libvirtd import diskless_domain_xml
 
     return diskless_domain_xml(name).replace(
         "<memballoon model='none'/>",

@@ -1,7 +1,8 @@
-"""libvirtd for tests: the host's qemu:///system and private second instances.
+"""libvirtd on this machine: the host's qemu:///system and private second instances.
 
-Why: hasf's VirtualDomain-like agents and libvirt fence agents need a real
-libvirtd + qemu; live-migration tests need two *independent* libvirtd
+Why: hasf's VirtualMachine agent and libvirt fence agent need a real
+libvirtd + qemu (the lab's ocf-tester and fence_hasf_libvirt steps, and
+their tests); live-migration tests need two *independent* libvirtd
 instances on this one machine.
 
 (a) ``ensure_system_libvirtd()`` starts the host virtlogd + libvirtd
