@@ -14,14 +14,10 @@ template `make install` uses (bench/common.py).
 """
 
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 
 from common import launcher
 from harness import Report, measure, timed
-from support import ipmisim
+from lab.bmc import IpmiSim
 from lab.libvirtd import diskless_domain_xml, ensure_system_libvirtd, unique_domain_name
 
 PASSWORD = "bench-Pw-42"
@@ -32,36 +28,20 @@ def _stdin(**params):
     return "".join("%s=%s\n" % (k, v) for k, v in params.items())
 
 
-class FastBmc:
+class FastBmc(IpmiSim):
     """ipmi_sim whose chassis power state is its own (a `startcmd` "machine"), so a
     status request is answered by the simulator itself as by a real BMC -- the
     test fixture's chassis_control is a Python script exec'd per request (~25 ms),
     which would dominate both sides of a status comparison.  Status only: this
     configuration does not accept power control."""
 
-    def __enter__(self):
-        self.dir = tempfile.mkdtemp(prefix="hasf-bench-bmc-")
-        self.port = ipmisim._free_udp_port()
-        conf = ipmisim.LAN_CONF % {"port": self.port, "prog": "/bin/true", "state": "x",
-                                   "user": "admin", "password": PASSWORD}
-        conf = "\n".join(line for line in conf.splitlines() if "chassis_control" not in line)
-        conf += '\n  startcmd "/bin/sleep 1000000"\n  startnow true\n'
-        for name, text in (("lan.conf", conf), ("node.emu", ipmisim.EMU)):
-            with open(os.path.join(self.dir, name), "w") as handle:
-                handle.write(text)
-        os.makedirs(os.path.join(self.dir, "state"))
-        self.proc = subprocess.Popen(
-            ["ipmi_sim", "-c", os.path.join(self.dir, "lan.conf"), "-f",
-             os.path.join(self.dir, "node.emu"), "-s", os.path.join(self.dir, "state"), "-n"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        time.sleep(0.5)
-        return self
+    prefix = "hasf-bench-bmc-"
 
-    def __exit__(self, *exc):
-        os.killpg(self.proc.pid, 9)
-        self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def __init__(self):
+        super().__init__(password=PASSWORD)
+
+    def conf_lines(self):
+        return '  startcmd "/bin/sleep 1000000"\n  startnow true\n'
 
 
 def bench_ipmi(report):

@@ -1,17 +1,20 @@
 """OpenIPMI ``ipmi_sim`` BMCs on the host's loopback: real IPMI 2.0 power for the lab.
 
 Why: the seed's crash test needs STONITH that really cuts a node's power and
-a fence agent that talks to a real BMC.  ipmi_sim is a real IPMI 2.0
-(lanplus) endpoint; ``NodeBmc`` makes it the power switch of one node guest:
+a fence agent that talks to a real BMC, and hasf's IPMI fence agent must be
+tried against a real IPMI 2.0 (lanplus) endpoint, including one that lies.
+ipmi_sim is one; ``NodeBmc`` makes it the power switch of one node guest:
 its ``startcmd`` execs that node's qemu (power on), ``chassis power off``
 ends that qemu (ipmi_sim asks the guest over qemu's external-BMC channel,
 then SIGTERM after ``poweroff_wait``, SIGKILL after ``kill_wait``), and
 ``power status`` is whether that qemu lives.  The guest reaches the BMC as
 10.0.2.2:PORT through qemu's user-mode network.
 
-``IpmiSim`` is the shared part (config, start with a free port, ipmitool
-with the password in the environment, never on a command line); the tests'
-file-backed chassis (tests/support/ipmisim.py) builds on it too.
+``FileBmc`` has a file for a chassis (power state in a file, every
+chassis_control call logged, optionally lying about power off): the lab's
+fence_hasf_ipmi step and the fence agents' tests use it.  ``IpmiSim`` is the
+part both share (config, start with a free port, ipmitool with the password
+in the environment, never on a command line).
 
 Config facts (fencing.md section 4): the .emu must end with
 ``mc_enable 0x20`` or nothing listens; one admin user.  Start-up (until
@@ -61,6 +64,11 @@ with open(%(log)r, "a") as log:
 argv = json.load(open(%(argv)r))
 os.execvp(argv[0], argv)
 '''
+
+
+def _script_python():
+    """The interpreter for the scripts ipmi_sim runs (chassis_control, startcmd)."""
+    return sys.executable if os.path.isabs(sys.executable) else "/usr/bin/python3"
 
 
 class BmcError(RuntimeError):
@@ -165,6 +173,115 @@ class IpmiSim(Service):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+CHASSIS_PROG = r'''#!%(python)s -I
+"""chassis_control for ipmi_sim: power state lives in the file argv[1]."""
+import os, sys
+state, op, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+base = os.path.dirname(state)
+with open(os.path.join(base, "calls.log"), "a") as log:
+    log.write(" ".join([op] + args) + "\n")
+
+def read():
+    try:
+        with open(state) as f:
+            return f.read().strip() or "0"
+    except FileNotFoundError:
+        return "0"
+
+def write(value):
+    tmp = state + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(value + "\n")
+    os.replace(tmp, state)
+
+lying = os.path.exists(os.path.join(base, "lying"))
+if op == "get":
+    for item in args:
+        if item == "power":
+            print("power:%%s" %% read())
+        elif item == "boot":
+            print("boot:none")
+elif op == "set":
+    pairs = list(zip(args[0::2], args[1::2]))
+    for item, value in pairs:
+        if item == "power":
+            if value == "0" and lying:
+                continue
+            write("1" if value != "0" else "0")
+        # "reset": the chassis stays in its current power state
+sys.exit(0)
+'''
+
+CHASSIS_LINE = '  chassis_control "%(prog)s %(state)s"\n'
+
+
+class FileBmc(IpmiSim):
+    """A BMC whose chassis is a file: ``power`` ("0"/"1" in ``<dir>/power``),
+    a chassis_control program (CHASSIS_PROG) that logs every call and can lie.
+
+    For fence agents against a BMC with no machine behind it: the lab's
+    fence_hasf_ipmi step and the tests.  ``lying``: "set power 0" is
+    acknowledged but the power stays on.  ``calls()``: every chassis_control
+    invocation, e.g. ``["set power 0"]``.  chassis_control is called as
+    ``PROG STATE get power`` (prints ``power:0|1``), ``PROG STATE set power
+    0|1``, ``PROG STATE set reset 1``.  Note ipmi_sim, unlike real BMCs,
+    accepts ``power cycle`` when off.
+    """
+
+    def __init__(self, user="admin", password="secret", power=True, lying=False, timeout=10):
+        super().__init__(user=user, password=password, timeout=timeout)
+        self.state_file = os.path.join(self.dir, "power")
+        self.prog = os.path.join(self.dir, "chassis_control")
+        self.power = power
+        self.lying = lying
+
+    # -- state -----------------------------------------------------------------
+    @property
+    def power(self):
+        """True when the simulated chassis is on."""
+        try:
+            with open(self.state_file) as f:
+                return f.read().strip() == "1"
+        except FileNotFoundError:
+            return False
+
+    @power.setter
+    def power(self, on):
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("1\n" if on else "0\n")
+        os.replace(tmp, self.state_file)
+
+    @property
+    def lying(self):
+        return os.path.exists(os.path.join(self.dir, "lying"))
+
+    @lying.setter
+    def lying(self, value):
+        flag = os.path.join(self.dir, "lying")
+        if value:
+            open(flag, "w").close()
+        elif os.path.exists(flag):
+            os.unlink(flag)
+
+    def calls(self):
+        """chassis_control invocations so far (e.g. "set power 0")."""
+        try:
+            with open(os.path.join(self.dir, "calls.log")) as f:
+                return [line.strip() for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    # -- lan.conf ------------------------------------------------------------------
+    def conf_lines(self):
+        return CHASSIS_LINE % {"prog": self.prog, "state": self.state_file}
+
+    def prepare(self):
+        with open(self.prog, "w") as f:
+            f.write(CHASSIS_PROG % {"python": _script_python()})
+        os.chmod(self.prog, 0o755)
+
+
 class NodeBmc(IpmiSim):
     """The BMC of one lab node: power on runs the node's qemu, power off ends it.
 
@@ -206,9 +323,9 @@ class NodeBmc(IpmiSim):
         argv_file = os.path.join(self.dir, "qemu.argv.json")
         with open(argv_file, "w") as f:
             json.dump(list(self.qemu_argv), f)
-        python = sys.executable if os.path.isabs(sys.executable) else "/usr/bin/python3"
         with open(self.script, "w") as f:
-            f.write(START_SCRIPT % {"python": python, "log": self.log, "argv": argv_file})
+            f.write(START_SCRIPT % {"python": _script_python(), "log": self.log,
+                                    "argv": argv_file})
         os.chmod(self.script, 0o755)
 
     def power_log(self):

@@ -56,10 +56,10 @@ def ocf_virtual_machine(agent):
 
 def fence_ipmi(agent):
     """fence_hasf_ipmi against OpenIPMI's ipmi_sim: status, reboot (verified), off, status."""
-    from support.ipmisim import IpmiSim
+    from lab.bmc import FileBmc
 
     lines, ok = [], True
-    with IpmiSim(password="lab-secret") as bmc:
+    with FileBmc(password="lab-secret") as bmc:
         base = "ip=127.0.0.1\nipport=%d\nusername=admin\npassword=lab-secret\nlanplus=1\n" % bmc.port
         for action, expect in (("status", 0), ("reboot", 0), ("status", 0), ("off", 0),
                                ("status", 2), ("on", 0)):

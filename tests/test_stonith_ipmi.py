@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from support.ipmisim import IpmiSim
+from lab.bmc import FileBmc
 
 from test_stonith_helpers import CmdlineWatcher, agent, glue_plugins, run, stdin_of
 
@@ -24,7 +24,7 @@ def client(request):
 
 @pytest.fixture
 def bmc():
-    with IpmiSim(password=PASSWORD) as sim:
+    with FileBmc(password=PASSWORD) as sim:
         yield sim
 
 

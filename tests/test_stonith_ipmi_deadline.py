@@ -1,6 +1,6 @@
 """The native IPMI client honours the deadline for every request and for name resolution.
 
-Real peers: an OpenIPMI ipmi_sim on loopback (support.ipmisim) that is
+Real peers: an OpenIPMI ipmi_sim on loopback (lab.bmc.FileBmc) that is
 frozen with SIGSTOP mid-session (SIGCONT in a finally), and, for the name,
 a resolver that never answers: a child in its own network and mount
 namespaces (unshare) whose /etc/resolv.conf points at a UDP socket on its
@@ -15,7 +15,7 @@ import textwrap
 import time
 
 import pytest
-from support.ipmisim import IpmiSim
+from lab.bmc import FileBmc
 
 from hasf.deadline import Deadline
 from hasf.log import AgentLog
@@ -28,7 +28,7 @@ PER_TRY, RETRIES = 2.0, 2        # old bound per request: (RETRIES + 1) x PER_TR
 
 @pytest.fixture
 def bmc():
-    with IpmiSim(password=PASSWORD) as sim:
+    with FileBmc(password=PASSWORD) as sim:
         yield sim
 
 

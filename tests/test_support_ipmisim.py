@@ -1,11 +1,11 @@
-"""Proves support.ipmisim: real ipmi_sim BMCs on loopback, honest and lying."""
+"""Proves lab.bmc.FileBmc: real ipmi_sim BMCs on loopback, honest and lying."""
 
 import os
 import shutil
 
 import pytest
 
-from support.ipmisim import IpmiSim
+from lab.bmc import FileBmc
 
 pytestmark = pytest.mark.skipif(not shutil.which("ipmi_sim") or not shutil.which("ipmitool"),
                                 reason="openipmi/ipmitool not installed")
@@ -17,7 +17,7 @@ def _status(sim, **kw):
 
 
 def test_on_off_status_and_state_file():
-    with IpmiSim() as sim:
+    with FileBmc() as sim:
         assert sim.port > 0
         assert _status(sim) == (0, "Chassis Power is on")
         assert sim.ipmitool("chassis", "power", "off").returncode == 0
@@ -35,14 +35,14 @@ def test_on_off_status_and_state_file():
 
 
 def test_wrong_password_fails():
-    with IpmiSim(password="Pa55word") as sim:
+    with FileBmc(password="Pa55word") as sim:
         assert _status(sim)[0] == 0
         rc, out = _status(sim, password="secret")
         assert rc != 0 and out == ""
 
 
 def test_lying_bmc_acknowledges_off_but_stays_on():
-    with IpmiSim(lying=True) as sim:
+    with FileBmc(lying=True) as sim:
         r = sim.ipmitool("chassis", "power", "off")
         assert r.returncode == 0, r.stderr
         assert sim.power is True
@@ -53,7 +53,7 @@ def test_lying_bmc_acknowledges_off_but_stays_on():
 
 
 def test_several_instances_at_once():
-    with IpmiSim() as a, IpmiSim(power=False) as b, IpmiSim(user="root", password="x1") as c:
+    with FileBmc() as a, FileBmc(power=False) as b, FileBmc(user="root", password="x1") as c:
         assert len({a.port, b.port, c.port}) == 3
         assert _status(a)[1] == "Chassis Power is on"
         assert _status(b)[1] == "Chassis Power is off"
