@@ -9,7 +9,7 @@ import os
 
 from common import launcher, ocf_env, scratch_dir
 from harness import Report, measure
-from support.tgtd import Tgtd
+from lab.tgtd import Tgtd
 
 HEARTBEAT = "/usr/lib/ocf/resource.d/heartbeat/"
 IQN = "iqn.2026-12.org.hasf.bench:san"

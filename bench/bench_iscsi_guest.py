@@ -11,7 +11,7 @@ import os
 
 from common import REPO, launcher, ocf_env, scratch_dir
 from harness import Report, Stats
-from support.tgtd import Tgtd
+from lab.tgtd import Tgtd
 from testagents import hasf_site
 
 IQN = "iqn.2026-12.org.hasf.bench:guest-san"

@@ -102,7 +102,7 @@ LAB_IQN = "iqn.2006-06.com.example.hasf:san"
 
 def ocf_iscsi_target(agent):
     """ocf-tester on iSCSITarget against a real tgtd (private control port, loopback portal)."""
-    from support.tgtd import Tgtd
+    from lab.tgtd import Tgtd
 
     with Tgtd() as tgtd:
         result = sh(["ocf-tester", "-n", "san-target", "-o", "iqn=" + LAB_IQN,
@@ -112,7 +112,7 @@ def ocf_iscsi_target(agent):
 
 def ocf_iscsi_logical_unit(agent):
     """The seed's SAN: target + LUN 1 on a 64 MiB file, seen by libiscsi as an initiator."""
-    from support.tgtd import Tgtd
+    from lab.tgtd import Tgtd
 
     work = world_readable_dir("hasf-lab-san-")
     disk = os.path.join(work, "lun1.img")

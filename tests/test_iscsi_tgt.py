@@ -1,7 +1,7 @@
 """iSCSITarget and iSCSILogicalUnit against a real tgtd, checked by a real initiator.
 
 tgtd runs on a private control port with a loopback portal
-(support.tgtd); libiscsi's user-space initiator (iscsi-ls, iscsi-inq,
+(lab.tgtd); libiscsi's user-space initiator (iscsi-ls, iscsi-inq,
 iscsi-perf) logs in to what the agents export, so "exported" means an
 initiator really sees it, not just that tgtadm lists it.
 """
@@ -16,7 +16,7 @@ import time
 import pytest
 
 from support.ocfrun import AgentRun
-from support.tgtd import Tgtd
+from lab.tgtd import Tgtd
 
 IQN = "iqn.2026-12.org.hasf.test:san"
 OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
@@ -391,7 +391,7 @@ os.execv(agent, [agent, action])
 def test_tgt_not_installed(agents, workdir):
     """A node without tgt (tgtadm hidden in a private mount namespace, no tgtd on the
     port): a probe is a clean 'not running', stop succeeds, start says what to install."""
-    from support.tgtd import _control_port_free
+    from lab.tgtd import _control_port_free
 
     port = next(p for p in range(31000, 31100) if _control_port_free(p))
     run = AgentRun(agents["iSCSITarget"], os.path.join(workdir, "rsc"), "t", "iSCSITarget",

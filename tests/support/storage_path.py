@@ -15,7 +15,7 @@ import subprocess
 
 from support.guest import Command, Guest
 from support.ocfrun import AgentRun
-from support.tgtd import Tgtd
+from lab.tgtd import Tgtd
 
 IQN = "iqn.2026-12.org.hasf.test:guest-san"
 GUEST_LAUNCHER = """#!/usr/bin/python3 -IS

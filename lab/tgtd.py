@@ -1,8 +1,9 @@
-"""tgtd (the tgt iSCSI target daemon) for tests, on loopback.
+"""tgtd (the tgt iSCSI target daemon) on loopback: the SAN the lab's agents drive.
 
-Why: hasf's iSCSITarget/iSCSILogicalUnit agents must be tested against a
-real tgtd, and an iSCSI initiator (libiscsi's iscsi-ls / iscsi-inq, user
-space) must be able to log in to what they export.  Several test runs may
+Why: hasf's iSCSITarget/iSCSILogicalUnit agents must run against a real
+tgtd (the lab's SAN steps, the storage path, their tests), and an iSCSI
+initiator (libiscsi's iscsi-ls / iscsi-inq in user space, open-iscsi in a
+guest) must be able to log in to what they export.  Several runs may
 share this machine, so each `Tgtd` takes its own control port (tgtd -C N:
 socket /run/tgtd/socket.N, whose .lock tgtd holds while it lives) and its
 own iSCSI portal 127.0.0.1:<free port>.  Nothing listens beyond loopback.
@@ -11,10 +12,10 @@ own iSCSI portal 127.0.0.1:<free port>.  Nothing listens beyond loopback.
 import fcntl
 import os
 import random
-import socket
 import subprocess
 
 from lab.process import Service, kill_group, wait_until
+from lab.qemu import free_tcp_port
 
 SOCKET_DIR = "/run/tgtd"
 
@@ -33,12 +34,6 @@ def _control_port_free(port):
         return False
     finally:
         os.close(fd)
-
-
-def _free_tcp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Tgtd(Service):
@@ -71,7 +66,7 @@ class Tgtd(Service):
             candidates = [p for p in random.sample(range(1000, 30000), 50)
                           if _control_port_free(p)]
         self.control_port = candidates[0]
-        self.portal_port = _free_tcp_port()
+        self.portal_port = free_tcp_port()
         self.proc = subprocess.Popen(
             ["tgtd", "-f", "-C", str(self.control_port), "--iscsi",
              "portal=%s" % self.portal], stdin=subprocess.DEVNULL,
