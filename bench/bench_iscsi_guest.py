@@ -1,7 +1,7 @@
 """The initiator's monitor, inside a guest kernel: hasf's `iscsi` versus heartbeat/iscsi.
 
 This host has no iSCSI initiator kernel, so both agents run in a Debian guest
-(tests/support/guest.py, qemu TCG: every figure is slower than on hardware,
+(lab/guest.py, qemu TCG: every figure is slower than on hardware,
 the ratio is what counts), logged in to the same target on the host's tgtd.
 The timing loop is bench/harness.py itself, copied into the guest.
 """
@@ -12,7 +12,7 @@ import os
 from common import REPO, launcher, ocf_env, scratch_dir
 from harness import Report, Stats
 from lab.tgtd import Tgtd
-from testagents import hasf_site
+from lab.hasf_lib import hasf_lib
 
 IQN = "iqn.2026-12.org.hasf.bench:guest-san"
 DRIVER = """
@@ -44,7 +44,8 @@ def _stats(label, data):
 
 
 def run():
-    from support.guest import Command, Guest, guest_image
+    from lab.guest import Command, Guest
+    from lab.image import guest_image
 
     report = Report("iscsi initiator (in a guest kernel): hasf vs heartbeat/iscsi")
     image = guest_image()
@@ -65,7 +66,7 @@ def run():
             if done.returncode != 0:
                 raise RuntimeError("%s start: %s" % (name, done.stderr))
         # installed on the guest's own disk, as on a node (imports over 9p would be timed too)
-        shared_lib, lib = guest.copy_in(hasf_site()[0], "hasf-lib"), "/opt/hasf-lib"
+        shared_lib, lib = guest.copy_in(hasf_lib(), "hasf-lib"), "/opt/hasf-lib"
         bench_dir = guest.copy_in(os.path.join(REPO, "bench"), "bench")
         with open(guest.host_path("iscsi"), "w") as handle:
             handle.write(LAUNCHER % lib)

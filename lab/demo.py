@@ -25,7 +25,6 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from lab import steps  # noqa: E402
 from lab.cluster import Cluster  # noqa: E402

@@ -1,9 +1,9 @@
-"""qemu command-line facts shared by the lab's nodes and the tests' batch guests.
+"""qemu command-line facts shared by the lab's nodes (node.py) and batch guests (guest.py).
 
 Why: every guest NIC needs a MAC unique on this machine (two guests on one
-link with the same MAC never talk), host ports are picked free at run time,
-and a path inside a qemu option must have its commas doubled or qemu reads
-the rest as options.
+link with the same MAC never talk), host ports are picked free at run time
+(guest links, BMCs, tgtd's portal), and a path inside a qemu option must
+have its commas doubled or qemu reads the rest as options.
 """
 
 import os

@@ -164,15 +164,15 @@ def ocf_filesystem(agent):
 
 def ocf_iscsi(agent):
     """The storage path in a guest kernel: SAN -> open-iscsi login -> OCFS2 mounted -> stopped."""
-    from support import storage_path
-    from support.guest import guest_image
-    from testagents import hasf_site
+    from lab import storage_path
+    from lab.hasf_lib import hasf_lib
+    from lab.image import guest_image
 
     agents_dir = os.path.dirname(agent)
     host_agents = {name: os.path.join(agents_dir, name)
                    for name in ("iSCSITarget", "iSCSILogicalUnit")}
     outcome = storage_path.run(guest_image(), world_readable_dir("hasf-lab-path-"),
-                               host_agents, hasf_site()[0])
+                               host_agents, hasf_lib())
     text = "%s\nhost sees on the LUN's OCFS2: %s" % (
         outcome.table(), " ".join(line.split()[-1] for line in outcome.listing.splitlines()
                                   if "written-by" in line) or "nothing")
@@ -181,12 +181,11 @@ def ocf_iscsi(agent):
 
 def ocf_ocfs2_membership(agent):
     """Two guest nodes mount one OCFS2 volume through o2cb as OCFS2Membership registers it."""
-    from support import ocfs2_cluster
-    from support.guest import guest_image
-    from testagents import hasf_site
+    from lab import ocfs2_cluster
+    from lab.hasf_lib import hasf_lib
+    from lab.image import guest_image
 
-    outcome = ocfs2_cluster.run(guest_image(), world_readable_dir("hasf-lab-o2-"),
-                                hasf_site()[0])
+    outcome = ocfs2_cluster.run(guest_image(), world_readable_dir("hasf-lab-o2-"), hasf_lib())
     problems = outcome.problems()
     return not problems, outcome.table() + "".join("\nPROBLEM " + p for p in problems)
 

@@ -89,10 +89,10 @@ def workdir():
 
 @pytest.fixture(scope="session")
 def guest_image():
-    """The cached Debian guest image (support.guest); skipped only when it cannot be built
+    """The cached Debian guest image (lab.image); skipped only when it cannot be built
     here for a reason that is not a bug (no Debian mirror reachable, not root)."""
-    from support.guest import GuestImageUnavailable
-    from support.guest import guest_image as build
+    from lab.image import GuestImageUnavailable
+    from lab.image import guest_image as build
 
     try:
         return build()

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from support.ocfrun import AgentRun
+from lab.ocfrun import AgentRun
 
 OCF = {"SUCCESS": 0, "ERR_GENERIC": 1, "ERR_CONFIGURED": 6, "ERR_INSTALLED": 5,
        "NOT_RUNNING": 7}

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from support.hungfs import HungFuse
-from support.ocfrun import AgentRun
+from lab.ocfrun import AgentRun
 from test_filesystem import OCF, LoopDisk, mounted, mounted_anywhere
 
 

@@ -2,20 +2,20 @@
 
 hasf's SAN agents on the host's tgtd; in a Debian guest kernel, hasf's
 `iscsi` agent logs in and hasf's Filesystem mounts the LUN's OCFS2, writes,
-and everything stops in order (support.storage_path has the steps).
+and everything stops in order (lab.storage_path has the steps).
 """
 
 import json
 
-from support import storage_path
-from testagents import hasf_site
+from lab import storage_path
+from lab.hasf_lib import hasf_lib
 
 
 def test_guest_logs_in_to_the_hasf_san_and_mounts_ocfs2(guest_image, workdir, hasf_agent):
     host_agents = {name: hasf_agent(name, module) for name, module in (
         ("iSCSITarget", "hasf.agents.iscsi_target"),
         ("iSCSILogicalUnit", "hasf.agents.iscsi_logical_unit"))}
-    outcome = storage_path.run(guest_image, workdir, host_agents, hasf_site()[0])
+    outcome = storage_path.run(guest_image, workdir, host_agents, hasf_lib())
     shown = json.dumps({n: [r.returncode, r.stderr[-400:]] for n, r in outcome.steps.items()},
                        indent=1)
     assert outcome.codes == storage_path.EXPECTED, shown

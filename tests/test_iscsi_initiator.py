@@ -14,7 +14,7 @@ import pytest
 
 from hasf.agents import iscsi_sessions
 from hasf.agents.iscsi_initiator import normal_portal
-from support.ocfrun import AgentRun
+from lab.ocfrun import AgentRun
 
 IQN = "iqn.2026-12.org.hasf.test:san"
 

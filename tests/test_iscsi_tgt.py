@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from support.ocfrun import AgentRun
+from lab.ocfrun import AgentRun
 from lab.tgtd import Tgtd
 
 IQN = "iqn.2026-12.org.hasf.test:san"

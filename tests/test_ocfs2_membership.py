@@ -1,7 +1,7 @@
 """ocf:hasf:OCFS2Membership: the o2cb cluster registered from the CIB's node list.
 
 Host: no o2nm (no kernel modules), so only what a node without it sees.
-Guests (Debian kernels, support.guest): two nodes share one raw disk with an
+Guests (Debian kernels, lab.guest): two nodes share one raw disk with an
 OCFS2 volume (the o2cb stack, not local mode) and a private link for o2net;
 on each, hasf's OCFS2Membership registers the cluster, hasf's Filesystem
 mounts the volume as a clone instance would, each node reads the file the
@@ -12,11 +12,11 @@ import os
 
 import pytest
 
-from support import ocfs2_cluster
-from support.ocfrun import AgentRun
-from support.storage_path import GUEST_LAUNCHER, ocf
-from support.ocfs2_cluster import NODES
-from testagents import hasf_site
+from lab import ocfs2_cluster
+from lab.hasf_lib import hasf_lib
+from lab.ocfrun import AgentRun
+from lab.ocfs2_cluster import NODES
+from lab.storage_path import GUEST_LAUNCHER, ocf
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_node_without_o2cb(agent, tmp_path):
 
 
 def test_two_nodes_mount_one_ocfs2_volume(guest_image, tmp_path):
-    outcome = ocfs2_cluster.run(guest_image, str(tmp_path), hasf_site()[0])
+    outcome = ocfs2_cluster.run(guest_image, str(tmp_path), hasf_lib())
     assert outcome.problems() == [], outcome.table()
 
 
@@ -49,12 +49,12 @@ def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
     """A node appended to `nodes` is added online by reload (o2cb can add, not remove);
     a post-start notification for a node missing from o2nm adds it, one missing from
     `nodes` is reported; a conflicting change is refused; stop unregisters."""
-    from support.guest import Guest
+    from lab.guest import Guest
 
     one = "node1:10.0.2.15"   # the guest's user-mode network address: o2net listens on it
     two = one + " node2:10.0.2.99"
     with Guest("node1", image=guest_image) as guest:
-        lib = guest.copy_in(hasf_site()[0], "hasf-lib")
+        lib = guest.copy_in(hasf_lib(), "hasf-lib")
         with open(guest.host_path("OCFS2Membership"), "w") as handle:
             handle.write(GUEST_LAUNCHER % (lib, "hasf.ocfs2_membership.agent"))
         os.chmod(guest.host_path("OCFS2Membership"), 0o755)

@@ -1,6 +1,7 @@
-"""Proves support.guest: a real Debian kernel under qemu TCG runs batches of
-commands, loads ocfs2 / iscsi_tcp, mounts an OCFS2 volume made on the host,
-and two guests share a raw disk and a guest-to-guest link.
+"""Proves lab.guest (and lab.image under it): a real Debian kernel under qemu
+TCG runs batches of commands, loads ocfs2 / iscsi_tcp, mounts an OCFS2
+volume made on the host, and two guests share a raw disk and a
+guest-to-guest link.
 
 The module is skipped only when the guest image cannot be built for a
 reason that is not a bug (not root, no Debian mirror configured or
@@ -19,7 +20,10 @@ import time
 import psutil
 import pytest
 
-from support import guest as G
+from lab import guest as G
+from lab import image as I
+from lab.debian import debian_mirrors
+from lab.qemu import free_tcp_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,8 +34,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def image():
     try:
-        return G.guest_image()
-    except G.GuestImageUnavailable as exc:
+        return I.guest_image()
+    except I.GuestImageUnavailable as exc:
         pytest.skip("guest image cannot be built here (environment, not a bug): %s" % exc)
 
 
@@ -73,7 +77,7 @@ def test_debian_mirrors_read_from_apt_config(tmp_path):
         "Components: main\n\n"
         "Types: deb\nURIs: http://off.invalid/debian\nSuites: bookworm\nComponents: main\n"
         "Enabled: no\n")
-    assert G.debian_mirrors(apt_dir=str(tmp_path)) == [
+    assert debian_mirrors(apt_dir=str(tmp_path)) == [
         "deb http://one.invalid/debian bookworm main",
         "deb http://two.invalid/debian bookworm main",
         "deb http://two.invalid/debian bookworm-updates main",
@@ -82,20 +86,20 @@ def test_debian_mirrors_read_from_apt_config(tmp_path):
     (tmp_path / "sources.list").write_text("deb http://x.invalid/ubuntu jammy main\n")
     for name in os.listdir(tmp_path / "sources.list.d"):
         os.unlink(tmp_path / "sources.list.d" / name)
-    with pytest.raises(G.GuestImageUnavailable, match="no Debian bookworm mirror"):
-        G.debian_mirrors(apt_dir=str(tmp_path))
+    with pytest.raises(I.GuestImageUnavailable, match="no Debian bookworm mirror"):
+        debian_mirrors(apt_dir=str(tmp_path))
 
 
 def test_image_is_cached_and_reused(image):
     started = time.monotonic()
-    again = G.guest_image()
+    again = I.guest_image()
     assert time.monotonic() - started < 5
     assert again == image
-    assert image.directory == os.path.join(G.CACHE_ROOT, G.image_key())
+    assert image.directory == os.path.join(I.CACHE_ROOT, I.image_key())
     assert image.kver.endswith("-amd64") and "cloud" not in image.kver
     assert os.stat(image.root).st_mode & 0o222 == 0   # the read-only backing of every overlay
     assert image.manifest["initrd_bytes"] < 32 << 20
-    assert [n for n in os.listdir(G.CACHE_ROOT) if n.startswith(".build-")] == []
+    assert [n for n in os.listdir(I.CACHE_ROOT) if n.startswith(".build-")] == []
 
 
 # -- one guest ----------------------------------------------------------------------
@@ -141,7 +145,7 @@ def test_batch_results_share_network_and_persistence(image):
             G.Command(["cat"], input="via stdin"),
             G.Command(["sleep", "30"], timeout=2),
             ["cat", "/etc/iscsi/initiatorname.iscsi"],
-            ["python3", client_path, G.HOST_FROM_GUEST, str(port)],
+            ["python3", client_path, I.HOST_FROM_GUEST, str(port)],
             G.Command(["sleep", "300"], background=True),
         ])
         first_boot = time.monotonic() - started
@@ -180,7 +184,7 @@ def test_ocfs2_and_iscsi_modules_load(image):
             [["modprobe", "ocfs2"], ["modprobe", "iscsi_tcp"], ["cat", "/proc/filesystems"],
              ["lsmod"]], modules=["ocfs2", "iscsi_tcp"])
         assert [m["returncode"] for m in guest.last_results["modules"]] == [0] * (
-            len(G.BASE_MODULES) + 2)
+            len(I.BASE_MODULES) + 2)
         modprobe_ocfs2.check()
         modprobe_iscsi.check()
         assert "ocfs2" in filesystems.check().stdout.split()
@@ -286,7 +290,7 @@ def test_two_guests_share_a_disk_and_a_lan(image, workdir):
     with open(shared, "wb") as handle:
         handle.write(b"hasf-shared-disk")
         handle.truncate(64 << 20)
-    port = G.free_tcp_port()
+    port = free_tcp_port()
     disk = [G.Disk(shared, shared=True, serial="shared0")]
     node1 = G.Guest("node1", image=image, disks=disk, lan_listen=port,
                     lan_address="192.168.213.1/24")
@@ -337,7 +341,7 @@ def test_old_images_are_pruned_but_not_one_being_built(tmp_path):
     busy = os.open(paths[0] + ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(busy, fcntl.LOCK_EX)
     try:
-        G._prune(cache, keep=paths[3])
+        I._prune(cache, keep=paths[3])
     finally:
         os.close(busy)
     assert [os.path.isdir(p) for p in paths] == [True, False, True, True]

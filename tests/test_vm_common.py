@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from support.ocfrun import AgentRun
+from lab.ocfrun import AgentRun
 from testagents import install_test_agent
 
 SYSTEM_URI = "qemu:///system"

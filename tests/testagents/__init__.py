@@ -1,10 +1,11 @@
 """Agents that exist only for the tests, and launchers for any hasf entry point.
 
 Launchers made here run the way installed agents run on a node: a regular
-(non-editable) install of this checkout's hasf, `#!/usr/bin/python3 -IS`,
-explicit sys.path.  The install sits in a world-readable temp directory,
-because ocf-tester runs `meta-data` as `nobody`, and a CI checkout (or its
-venv) may live where `nobody` cannot read.
+(non-editable) install of this checkout's hasf (the lab's, lab/hasf_lib.py),
+`#!/usr/bin/python3 -IS`, explicit sys.path.  The install and the copy of
+these agents sit in world-readable temp directories, because ocf-tester runs
+`meta-data` as `nobody`, and a CI checkout (or its venv) may live where
+`nobody` cannot read.
 """
 
 import os
@@ -25,25 +26,23 @@ def site_dirs():
 
 
 def hasf_site():
-    """[lib, tests]: a world-readable install of hasf and a copy of the test agents (once)."""
+    """[lib, tests]: the lab's world-readable install of hasf (lab.hasf_lib) and a
+    world-readable copy of the test agents (once)."""
     global _site
     if _site is None:
         import atexit
         import shutil
-        import subprocess
         import tempfile
 
-        root = tempfile.mkdtemp(prefix="hasf-site-")
+        from lab.hasf_lib import hasf_lib
+
+        root = tempfile.mkdtemp(prefix="hasf-testagents-")
         os.chmod(root, 0o755)
         atexit.register(shutil.rmtree, root, True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--no-build-isolation", "--no-warn-script-location", "--target",
-                        os.path.join(root, "lib"), REPO],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
         shutil.copytree(os.path.join(TESTS_DIR, "testagents"),
                         os.path.join(root, "tests", "testagents"),
                         ignore=shutil.ignore_patterns("__pycache__"))
-        _site = [os.path.join(root, "lib"), os.path.join(root, "tests")]
+        _site = [hasf_lib(), os.path.join(root, "tests")]
     return _site
 
 

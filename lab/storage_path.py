@@ -2,7 +2,7 @@
 
 Host: tgtd with the SAN made by hasf's iSCSITarget + iSCSILogicalUnit, the LUN
 an OCFS2 filesystem (mkfs.ocfs2 -M local: no cluster stack needed to mount).
-Guest (a Debian kernel, support.guest): open-iscsi's iscsid and hasf's own
+Guest (a Debian kernel, guest.py): open-iscsi's iscsid and hasf's own
 `iscsi` and `Filesystem` agents run as Pacemaker would run them -- probe,
 start, monitor, the OCFS2 mount, a refused logout while mounted, stop in
 order.  Used by tests/test_iscsi_guest.py (which asserts every step) and by
@@ -13,8 +13,8 @@ iscsi_tcp, no ocfs2 modules.
 import os
 import subprocess
 
-from support.guest import Command, Guest
-from support.ocfrun import AgentRun
+from lab.guest import Command, Guest
+from lab.ocfrun import AgentRun
 from lab.tgtd import Tgtd
 
 IQN = "iqn.2026-12.org.hasf.test:guest-san"

@@ -1,6 +1,6 @@
 """Two guest nodes, one OCFS2 volume, o2cb registered by hasf's OCFS2Membership.
 
-Two Debian guests (support.guest) share one raw disk holding an OCFS2 volume
+Two Debian guests (guest.py) share one raw disk holding an OCFS2 volume
 made with the o2cb stack (not local mode) and a private link for o2net.  On
 each, hasf's OCFS2Membership registers the cluster and hasf's Filesystem
 mounts the volume as a clone instance would; each node writes a file and
@@ -12,7 +12,9 @@ tests/test_ocfs2_membership.py (asserts it) and `make demo` (shows it).
 import os
 import subprocess
 
-from support.storage_path import GUEST_LAUNCHER, ocf
+from lab.guest import Command, Disk, Guest
+from lab.qemu import free_tcp_port
+from lab.storage_path import GUEST_LAUNCHER, ocf
 
 NODES = "node1:192.168.213.1 node2:192.168.213.2"
 WAIT_FOR_FILE = """
@@ -68,18 +70,16 @@ class Outcome:
 
 
 def run(image, workdir, hasf_lib):
-    from support import guest as G
-
     shared = os.path.join(workdir, "shared.img")
     with open(shared, "wb") as handle:
         handle.truncate(256 << 20)
     subprocess.run(["mkfs.ocfs2", "-q", "-F", "-N", "2", "-L", "hasfshared", shared],
                    check=True, timeout=120, capture_output=True)
-    port = G.free_tcp_port()
-    disk = [G.Disk(shared, shared=True, serial="shared0")]
-    node1 = G.Guest("node1", image=image, disks=disk, lan_listen=port,
+    port = free_tcp_port()
+    disk = [Disk(shared, shared=True, serial="shared0")]
+    node1 = Guest("node1", image=image, disks=disk, lan_listen=port,
                     lan_address="192.168.213.1/24")
-    node2 = G.Guest("node2", image=image, disks=disk, lan_connect=port,
+    node2 = Guest("node2", image=image, disks=disk, lan_connect=port,
                     lan_address="192.168.213.2/24")
     with node1, node2:
         plans = {}
@@ -95,8 +95,6 @@ def run(image, workdir, hasf_lib):
 
 
 def _node_steps(guest, lib, me, other):
-    from support.guest import Command
-
     for name, module in (("OCFS2Membership", "hasf.ocfs2_membership.agent"),
                          ("Filesystem", "hasf.agents.filesystem")):
         with open(guest.host_path(name), "w") as handle:

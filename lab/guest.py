@@ -1,14 +1,17 @@
 """Batch guests: boot Debian's kernel under qemu (TCG), run commands, power off.
 
 Why: this machine has no loadable kernel modules, so OCFS2 mounts, open-iscsi
-logins (iscsi_tcp) and LIO targets (target_core_mod) cannot be tested on the
-host.  A qemu guest with Debian's own kernel can do all three.  /dev/kvm here
-is PVM and cannot run real kernels, so guests run under TCG (software
-emulation): slow but real.  One batch (boot, commands, power-off) ~10-13 s.
+logins (iscsi_tcp) and LIO targets (target_core_mod) cannot happen on the
+host.  A qemu guest with Debian's own kernel can do all three: the lab's
+storage path and OCFS2 steps (storage_path.py, ocfs2_cluster.py), the tests
+and the benches run their commands in one.  /dev/kvm here is PVM and cannot
+run real kernels, so guests run under TCG (software emulation): slow but
+real.  One batch (boot, commands, power-off) ~10-13 s.
 
 The image (and its PID 1, which runs the runner the host writes to the
-share) is the lab's: lab/image.py (``guest_image``, re-exported here); the
-qemu helpers are lab/qemu.py.  This module is the tests' use of it:
+share) is image.py's (``guest_image``), the qemu helpers are qemu.py's;
+unlike a lab node (node.py: one long-lived boot, sshd, the cluster stack),
+a batch guest boots once per batch:
 
 ``Guest(Service)``
     One guest: a qcow2 overlay on the cached root image, direct kernel
@@ -36,13 +39,13 @@ configfs is mounted; NICs are eth0 (user net), eth1 (the lan), configured
 by MAC; the root disk's -device comes first, so it is vda and extra disks
 are vdb, vdc, ... (``Guest.disk_device(i)``); a lan joins exactly two
 guests (qemu's socket netdev is point to point).  Each qemu runs under
-``timeout -s KILL`` too, so even a killed test process leaves none behind
-for long.
+``timeout -s KILL`` too, so even a killed caller leaves none behind for
+long.
 
 Host Debian packages needed (HOST_PACKAGES): mmdebstrap, qemu-system-x86,
 qemu-utils (qemu-img), e2fsprogs (mkfs.ext4 -d), util-linux (unshare),
 coreutils (timeout); missing ones are installed with apt-get on first use.
-tests/test_support_guest.py also uses ocfs2-tools on the host.
+tests/test_support_guest.py and the OCFS2 steps also use ocfs2-tools on the host.
 """
 
 import dataclasses
@@ -54,16 +57,13 @@ import subprocess
 import tempfile
 import time
 
-from lab.image import (  # noqa: F401 -- re-exported: the tests' names for the lab's image
-    BASE_MODULES, CACHE_ROOT, CONTROL, GUEST_INIT, GUEST_SHARE, HOST_FROM_GUEST, HOST_PACKAGES,
-    HOST_TOOLS, IMAGE_VERSION, PACKAGES, SHARE_TAG, SUITE, USER_NET, GuestImageUnavailable, Image,
-    _prune, debian_mirrors, ensure_host_packages, guest_image, image_key)
-from lab.image import _write
-from lab.process import tail as _tail
-from lab.qemu import free_tcp_port, tcp_listening  # noqa: F401 -- re-exported
-from lab.qemu import qemu_value as _qemu_value
-from lab.qemu import unique_mac as _unique_mac
+from lab.image import (BASE_MODULES, CONTROL, GUEST_INIT, GUEST_SHARE, SHARE_TAG, USER_NET,
+                       _write, ensure_host_packages, guest_image)
 from lab.process import Service, kill_group, wait_until
+from lab.process import tail as _tail
+from lab.qemu import qemu_value as _qemu_value
+from lab.qemu import tcp_listening
+from lab.qemu import unique_mac as _unique_mac
 
 BOOT_ALLOWANCE = 120               # default batch timeout = this + the commands' timeouts
 DEFAULT_COMMAND_TIMEOUT = 60

@@ -1,5 +1,10 @@
 """Run one action of an OCF agent the way pacemaker-execd does, bounded.
 
+Why: outside a cluster, something has to give an agent the environment
+Pacemaker would (OCF_ROOT, OCF_RESKEY_*, the operation's interval and
+timeout, HA_RSCTMP) and bound it: the storage path starts and stops the SAN
+agents on the host this way, and the tests drive agents with it.
+
 `AgentRun(agent, rsctmp, instance, resource_type, **params)` keeps one
 resource's parameters; calling it with an action gives a `Result` (rc,
 stdout, stderr, the exit reason, wall seconds).  A monitor is recurring by
