@@ -1,10 +1,11 @@
 """Bounded waiting and process-group lifecycles that every lab part shares.
 
 Why: the lab drives daemons and guests that become ready asynchronously
-(ipmi_sim, qemu, sshd and Pacemaker inside the guests); every wait must be
-bounded so a broken daemon fails the run instead of hanging it, and every
-process the lab starts leads its own process group so one SIGKILL ends it
-with everything it forked.  tests/support uses the same helpers.
+(ipmi_sim, tgtd, libvirtd, qemu, sshd and Pacemaker inside the guests);
+every wait must be bounded so a broken daemon fails the run instead of
+hanging it, and every process the lab starts leads its own process group so
+one SIGKILL ends it with everything it forked.  The tests' own rigs
+(tests/support) use the same helpers.
 """
 
 import os
