@@ -13,8 +13,12 @@ BINDIR ?= /usr/bin
 STONITH_PLUGIN_DIR ?= /usr/lib/stonith/plugins/external
 INSTALL_FLAGS ?=
 PYTEST_ARGS ?=
+# make crash-test CYCLES=N REPORT=FILE.json FENCE=ipmi (lab/crashtest.py)
+CYCLES ?= 1
+REPORT ?= crash-test.json
+FENCE ?= ipmi
 
-.PHONY: all deps venv install lint test bench demo fresh-ci clean
+.PHONY: all deps venv install lint test bench demo crash-test fresh-ci clean
 
 all: venv
 
@@ -54,6 +58,9 @@ bench: venv
 
 demo: venv
 	$(VPY) -m lab.demo
+
+crash-test: venv
+	$(VPY) -m lab.crashtest --cycles '$(CYCLES)' --report '$(REPORT)' --fence '$(FENCE)'
 
 # .ci/run on a brand-new minimal Debian 12 root (mmdebstrap + pivot_root): catches missing install steps.
 fresh-ci:

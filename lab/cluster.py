@@ -34,6 +34,8 @@ from lab.image import guest_image
 from lab.node import Node, NodeError
 from lab.process import Service, WaitTimeout, wait_until
 from lab.qemu import free_udp_port
+from lab.san import SanDisk
+from lab.vm1 import Vm1
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,6 +70,15 @@ logging {
     timestamp: on
 }
 """
+#: daemons every node starts before its cluster stack (the SAN node adds tgtd)
+NODE_SERVICES = ("udevd", "iscsid", "virtlogd", "libvirtd")
+NODE_MODULES = ("iscsi_tcp", "sd_mod")
+#: libvirt's qemu driver runs qemu as root in the lab (no libvirt-qemu user without
+#: libvirt-daemon-system); no security driver (the image has no AppArmor/SELinux)
+QEMU_CONF = 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
+#: the nodes know each other's host key only from the first connection (same image)
+SSH_CONFIG = ("Host node1 node2\n    StrictHostKeyChecking accept-new\n"
+              "    UserKnownHostsFile /root/.ssh/known_hosts\n    ConnectTimeout 10\n")
 NODE_STANZA = "    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n"
 
 
@@ -75,26 +86,46 @@ class ClusterError(RuntimeError):
     """The lab cluster did not come up or could not be configured."""
 
 
+class LabSpec:
+    """What the lab reads from its spec: names, BMC ports, the SAN node, stores, vm1."""
+
+    def __init__(self, path=SPEC):
+        with open(path, "rb") as handle:
+            spec = tomllib.load(handle)
+        self.path = path
+        self.name = spec["cluster"].get("name", "hasf-lab")
+        self.nodes = list(spec["cluster"]["nodes"])
+        if len(self.nodes) != 2:
+            raise ClusterError("the lab runs exactly two nodes, the spec names %r" % self.nodes)
+        self.bmc_ports = {}
+        for device in spec.get("fence", []):
+            for host in device.get("hosts", []):
+                self.bmc_ports[host] = int(device.get("params", {}).get("ipport", 623))
+        missing = [n for n in self.nodes if n not in self.bmc_ports]
+        if missing:
+            raise ClusterError("no fence device with an ipport for %s in %s" % (missing, path))
+        san = spec.get("san") or {}
+        self.san_node = san.get("node")
+        self.san_iqn = san.get("iqn")
+        self.stores = {s["name"]: s["directory"] for s in spec.get("store", [])}
+        self.vms = {v["name"]: v for v in spec.get("vm", [])}
+        self.fences = [f["name"] for f in spec.get("fence", [])]
+
+
 def read_spec(path=SPEC):
     """(cluster name, node names, {node: BMC port}) from a lab spec."""
-    with open(path, "rb") as handle:
-        spec = tomllib.load(handle)
-    nodes = list(spec["cluster"]["nodes"])
-    if len(nodes) != 2:
-        raise ClusterError("the lab runs exactly two nodes, the spec names %r" % nodes)
-    ports = {}
-    for device in spec.get("fence", []):
-        for host in device.get("hosts", []):
-            ports[host] = int(device.get("params", {}).get("ipport", 623))
-    missing = [n for n in nodes if n not in ports]
-    if missing:
-        raise ClusterError("no fence device with an ipport for %s in %s" % (missing, path))
-    return spec["cluster"].get("name", "hasf-lab"), nodes, ports
+    spec = LabSpec(path)
+    return spec.name, spec.nodes, spec.bmc_ports
+
+
+#: roles of a resource that is up (not Starting, Stopping, Migrating: pending operations)
+RUNNING_ROLES = ("Started", "Promoted", "Unpromoted", "Master", "Slave")
 
 
 def crm_status(text):
     """Parse ``crm_mon --output-as=xml``: {"dc": name, "nodes": {name: {...}},
-    "resources": {id: [node, ...]}} (a resource's list holds the nodes it is active on)."""
+    "resources": {id: [node, ...]}} (a resource's list holds the nodes it runs on: active,
+    not failed, no operation pending)."""
     root = ET.fromstring(text)
     dc = root.find("summary/current_dc")
     status = {"dc": dc.get("name") if dc is not None and dc.get("present") == "true" else None,
@@ -106,7 +137,8 @@ def crm_status(text):
             key: node.get(key) == "true" for key in ("online", "unclean", "pending", "standby")}
     for resource in root.iter("resource"):
         where = [n.get("name") for n in resource.findall("node")]
-        if resource.get("active") == "true":
+        if resource.get("active") == "true" and resource.get("failed") != "true" and \
+                resource.get("role") in RUNNING_ROLES:
             status["resources"].setdefault(resource.get("id"), []).extend(where)
     return status
 
@@ -117,7 +149,8 @@ class Cluster(Service):
     def __init__(self, spec=SPEC, directory=None, keep=False, lifetime=3600, memory=1024,
                  token=3000, say=None):
         self.spec = spec
-        self.name, self.names, self.bmc_ports = read_spec(spec)
+        self.lab = LabSpec(spec)
+        self.name, self.names, self.bmc_ports = self.lab.name, self.lab.nodes, self.lab.bmc_ports
         self.dir = directory
         self.keep = keep
         self.lifetime = lifetime
@@ -127,6 +160,8 @@ class Cluster(Service):
         self.nodes = {}
         self.bmcs = {}
         self.timings = {}
+        self.san_disk = None
+        self.vm = Vm1()
         self._made_dir = False
 
     # -- building ---------------------------------------------------------------------
@@ -156,13 +191,26 @@ class Cluster(Service):
         corosync = COROSYNC_CONF % {"name": self.name, "token": self.token, "nodes": "".join(
             NODE_STANZA % (addresses[n], n, i + 1) for i, n in enumerate(self.names))}
         passwords = {name: secrets.token_hex(8) for name in self.names}
+        self.san_disk = SanDisk(os.path.join(self.dir, "san.img")).make()
+        with open(key) as handle:
+            private_key = handle.read()
         ports = [free_udp_port(), free_udp_port()]
         while ports[1] == ports[0]:
             ports[1] = free_udp_port()
         for i, name in enumerate(self.names):
+            san = name == self.lab.san_node
             node = Node(name, os.path.join(self.dir, name), image, addresses[name] + "/24",
-                        ports[i], ports[1 - i], addresses, key, memory=self.memory)
+                        ports[i], ports[1 - i], addresses, key, memory=self.memory,
+                        disks=[(self.san_disk.path, "san0")] if san else [],
+                        services=NODE_SERVICES + (("tgtd",) if san else ()),
+                        modules=NODE_MODULES)
             node.add_file("/etc/corosync/corosync.conf", corosync)
+            node.add_file("/etc/iscsi/initiatorname.iscsi",
+                          "InitiatorName=iqn.2006-06.org.hasf.lab:%s\n" % name, 0o600)
+            node.add_file("/etc/libvirt/qemu.conf", QEMU_CONF)
+            # live migration between the nodes: qemu+ssh as root over the node link
+            node.add_file("/root/.ssh/id_ed25519", private_key, 0o600)
+            node.add_file("/root/.ssh/config", SSH_CONFIG, 0o600)
             for other in self.names:
                 node.add_file("/etc/hasf/bmc-%s" % other, passwords[other] + "\n", 0o600)
             node.prepare(install_tree=install)
@@ -188,10 +236,56 @@ class Cluster(Service):
         self.timings["online_s"] = round(time.monotonic() - started, 1)
         self.say("both nodes Online after %.1fs" % self.timings["online_s"])
         self.apply_spec()
-        self.wait_resources(["fence-" + n for n in self.names], timeout=120)
+        self.wait_placed(self.storage_placement(), timeout=300)
         self.timings["configured_s"] = round(time.monotonic() - started, 1)
-        self.say("spec applied, fence devices started after %.1fs" % self.timings["configured_s"])
+        self.say("spec applied: fencing, SAN on %s, initiators, o2cb and both stores on both "
+                 "nodes after %.1fs" % (self.lab.san_node, self.timings["configured_s"]))
+        self.start_vms()
+        self.timings["vm_s"] = round(time.monotonic() - started, 1)
+        self.say("Step Five: %s installed on the stores and started on %s after %.1fs" % (
+            ", ".join(self.lab.vms), self.names[0], self.timings["vm_s"]))
         return self
+
+    def storage_placement(self):
+        """{resource id: nodes it must be active on} once the spec's storage is up."""
+        both = set(self.names)
+        want = {fence: {n for n in self.names if n != fence[len("fence-"):]}
+                for fence in self.lab.fences}
+        want.update({"san-target": {self.lab.san_node}, "san-lun1": {self.lab.san_node},
+                     "iscsi-initiator": both, "ocfs2-membership": both})
+        want.update({store: both for store in self.lab.stores})
+        return want
+
+    def start_vms(self):
+        """Step Five: each VM's XML and image on the stores (through the first node),
+        then its target-role set to Started; wait until it runs where it prefers."""
+        first = self.nodes[self.names[0]]
+        for node in self.nodes.values():
+            wait_until(lambda node=node: node.ssh(["virsh", "-c", "qemu:///system", "version"],
+                                        timeout=60).returncode == 0, 240, 2.0,
+                       "libvirtd answering on %s" % node.name)
+        for name, vm in self.lab.vms.items():
+            self.vm.install(first)
+            result = first.ssh(["crm_resource", "--resource", name, "--meta",
+                                "--set-parameter", "target-role", "--parameter-value",
+                                "Started"], timeout=60)
+            if result.returncode != 0:
+                raise ClusterError("starting %s: %s" % (name, result.stderr.strip()))
+            self.wait_placed({name: {vm.get("prefer", self.names[0])}}, timeout=240)
+
+    def clean_stop(self, timeout=300):
+        """Stop every resource through Pacemaker (stop-all-resources) and wait until
+        none is active, so the stores are cleanly unmounted before the power goes."""
+        via = self.names[1]
+        result = self.nodes[via].ssh(["crm_attribute", "--type", "crm_config", "--name",
+                                      "stop-all-resources", "--update", "true"], timeout=60)
+        if result.returncode != 0:
+            raise ClusterError("stop-all-resources: %s" % result.stderr.strip())
+        try:
+            wait_until(lambda: not any(self.status(via)["resources"].values()), timeout, 2.0,
+                       "every resource stopped")
+        except WaitTimeout as exc:
+            raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
 
     def stop(self):
         for bmc in self.bmcs.values():
@@ -218,6 +312,18 @@ class Cluster(Service):
         try:
             wait_until(lambda: set(names) <= set(self.online(via)), timeout, 2.0,
                        "%s Online as %s sees it" % (", ".join(names), via))
+        except WaitTimeout as exc:
+            raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
+
+    def wait_placed(self, want, timeout, via=None):
+        """Wait until each resource id is active on (at least) the nodes given for it."""
+        via = via or self.names[0]
+
+        def placed():
+            where = self.status(via)["resources"]
+            return all(nodes <= set(where.get(rsc, ())) for rsc, nodes in want.items())
+        try:
+            wait_until(placed, timeout, 2.0, "%s placed" % ", ".join(sorted(want)))
         except WaitTimeout as exc:
             raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
 

@@ -31,8 +31,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from lab.node import NodeError
-
-RESOURCE = "probe1"      # the lab spec's trivial resource that prefers node1
+from lab.process import WaitTimeout, wait_until
 
 
 class CrashTestError(RuntimeError):
@@ -142,65 +141,152 @@ def _completed(event):
         return 0
 
 
-def crash(cluster, victim=None, survivor=None, timeout=300, say=None):
-    """One kill/fence/rejoin cycle on a running cluster; a CrashResult."""
+def crash(cluster, victim=None, survivor=None, timeout=420, say=None, invariants=None,
+          markers=None, index=0):
+    """One kill/fence/failover/rejoin/failback cycle on a running cluster; a CrashResult.
+
+    invariants: a started lab.invariants.Invariants (one is made for this cycle if None);
+    markers: {index: hex} written through vm1 in earlier cycles, checked again here
+    (this cycle's marker is added)."""
     say = say or (lambda message: None)
     victim = victim or cluster.names[0]
     survivor = survivor or [n for n in cluster.names if n != victim][0]
+    own = invariants is None
+    if own:
+        from lab.invariants import Invariants
+        invariants = Invariants(cluster, say=say).start()
+    markers = {} if markers is None else markers
+    try:
+        return _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index)
+    finally:
+        if own:
+            invariants.stop()
+
+
+def _wait_vm_on(invariants, node, timeout):
+    """Wait until the witness of ``node`` sees vm1 running there."""
+    def seen():
+        invariants.tick()
+        sample = invariants.witnesses[node].fresh(time.monotonic())
+        return sample is not None and sample.vm_running
+    try:
+        wait_until(seen, timeout, 0.5, "vm1 running on %s (its own /proc)" % node)
+    except WaitTimeout as exc:
+        raise CrashTestError(str(exc)) from None
+
+
+def _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index):
     node, peer, bmc = cluster.nodes[victim], cluster.nodes[survivor], cluster.bmcs[victim]
+    vm = cluster.vm
     result = CrashResult(victim, survivor)
     if sorted(cluster.online(survivor)) != sorted(cluster.names):
         raise CrashTestError("not every node is Online before the crash test")
     boots = node.boots()
     if not boots or "corosync" not in boots[-1]:
         raise CrashTestError("%s recorded no running cluster stack" % victim)
+    _wait_vm_on(invariants, victim, 120)
+    markers[index] = vm.write_marker(node, index)
     boot, starts = boots[-1], len(bmc.power_log())
     skew, rtt = clock_skew(peer)
     result.facts.update(boot_id_before=boot["boot_id"], clock_skew_s=round(skew, 3),
-                        skew_rtt_s=round(rtt, 3), qemu_pid_before=bmc.qemu_pid())
+                        skew_rtt_s=round(rtt, 3), qemu_pid_before=bmc.qemu_pid(),
+                        markers_written=len(markers))
     watch = PowerWatch(bmc)
     watch.start()
-    say("kill -9 corosync (pid %d) and pacemakerd (pid %d) on %s"
-        % (boot["corosync"], boot["pacemakerd"], victim))
+    say("cycle %d: marker %d written through vm1 on %s; kill -9 corosync (pid %d) and "
+        "pacemakerd (pid %d) on %s" % (index + 1, index, victim, boot["corosync"],
+                                        boot["pacemakerd"], victim))
     node.ssh(["kill", "-9", str(boot["corosync"]), str(boot["pacemakerd"])], timeout=30,
              check=True)
     t0, t0_wall = time.monotonic(), time.time()
-    since = lambda mono: round(mono - t0, 1)  # noqa: E731
-    online_at = None
-    deadline = t0 + timeout
     try:
-        while time.monotonic() < deadline:
-            try:
-                status = cluster.status(survivor)
-            except Exception:  # noqa: BLE001 -- a busy node: ask again
-                time.sleep(1)
-                continue
-            now = time.monotonic()
-            state = status["nodes"].get(victim, {})
-            up = state.get("online") and not state.get("unclean") and not state.get("pending")
-            where = status["resources"].get(RESOURCE, [])
-            if survivor in where:
-                result.events.setdefault("%s running on %s" % (RESOURCE, survivor), since(now))
-            if up and watch.on_at is not None and online_at is None:
-                online_at = now
-                result.events["%s Online again" % victim] = since(now)
-                say("%s Online again after %.1fs" % (victim, now - t0))
-            if online_at is not None and (victim in where or now - online_at > 30):
-                if victim in where:
-                    result.events["%s back on %s" % (RESOURCE, victim)] = since(now)
-                break
-            time.sleep(1)
+        online_at = _watch(cluster, result, invariants, watch, t0, timeout, say, markers)
     finally:
         watch.stop()
+        invariants.fenced[victim] = False
     if watch.off_at is not None:
-        result.events["%s power off (qemu gone)" % victim] = since(watch.off_at)
+        result.events["%s power off (qemu gone)" % victim] = round(watch.off_at - t0, 1)
     if watch.on_at is not None:
         # the BMC's start script logs its own start: sharper than the 50 ms sampler
         logged = [e["mono"] for e in bmc.power_log()[starts:] if e["pid"] == watch.new_pid]
-        result.events["%s power on (BMC start script)" % victim] = since(
-            min(logged + [watch.on_at]))
+        result.events["%s power on (BMC start script)" % victim] = round(
+            min(logged + [watch.on_at]) - t0, 1)
     _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at)
+    _check_markers(cluster, result, markers)
     return result
+
+
+def _watch(cluster, result, invariants, watch, t0, timeout, say, markers):
+    """Follow the cycle until vm1 is back on the victim (or the timeout); the monotonic
+    time the victim was Online again in the survivor's view, or None."""
+    victim, survivor = result.victim, result.survivor
+    events = result.events
+    vm = cluster.vm
+    online_at = None
+    next_status = 0.0
+    deadline = t0 + timeout
+
+    def seen(name, now):
+        if name not in events:
+            events[name] = round(now - t0, 1)
+            say("t+%.1fs %s" % (now - t0, name))
+
+    while time.monotonic() < deadline:
+        views = invariants.tick()
+        now = time.monotonic()
+        if watch.off_at is not None and online_at is None:
+            invariants.fenced[victim] = True
+        power, mine = views[victim]
+        _, theirs = views[survivor]
+        if theirs is not None and theirs.vm_running:
+            seen("vm1 running on %s" % survivor, now)
+            if "markers read on %s" % survivor not in result.facts:
+                result.facts["markers read on %s" % survivor] = {
+                    i: vm.read_marker(cluster.nodes[survivor], i) == m for i, m in markers.items()}
+        if mine is not None and mine["boot"] != result.facts["boot_id_before"]:
+            if mine["iscsi"]:
+                seen("%s initiator logged in" % victim, now)
+            if any(mine["o2cb"].values()):
+                seen("%s o2cb cluster registered" % victim, now)
+            wanted = set(cluster.lab.stores.values())
+            if wanted and wanted <= set(mine["ocfs2"]):
+                seen("%s stores mounted" % victim, now)
+            if mine.vm_running and (theirs is None or not theirs.vm_running):
+                seen("vm1 back on %s" % victim, now)
+                result.facts["vm1 came back by live migration"] = any(
+                    q["incoming"] for q in mine["vm"])
+                break
+        if now >= next_status:
+            next_status = now + 2.0
+            try:
+                state = cluster.status(survivor)["nodes"].get(victim, {})
+            except Exception:  # noqa: BLE001 -- a busy node: ask again
+                state = {}
+            up = state.get("online") and not state.get("unclean") and not state.get("pending")
+            if up and watch.on_at is not None and online_at is None:
+                online_at = time.monotonic()
+                invariants.fenced[victim] = False
+                seen("%s Online again" % victim, online_at)
+        time.sleep(0.5)
+    return online_at
+
+
+def _check_markers(cluster, result, markers):
+    victim, survivor = result.victim, result.survivor
+    read = result.facts.get("markers read on %s" % survivor)
+    if read is None:
+        result.problems.append("vm1 never ran on %s: its markers were not read there" % survivor)
+    elif not all(read.values()):
+        result.problems.append("markers changed on %s: %s" % (survivor, read))
+    if "vm1 back on %s" % victim in result.events:
+        try:
+            back = {i: cluster.vm.read_marker(cluster.nodes[victim], i) == m
+                    for i, m in markers.items()}
+        except Exception as exc:  # noqa: BLE001 -- reported as a problem
+            back = {"error": str(exc)}
+        result.facts["markers read on %s" % victim] = back
+        if not all(v is True for v in back.values()):
+            result.problems.append("markers changed on %s after failback: %s" % (victim, back))
 
 
 def _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at):
@@ -213,8 +299,17 @@ def _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at):
             result.events[name] = round(wall - t0_wall, 1)
     except NodeError as exc:
         problems.append("cannot read %s's pacemaker.log: %s" % (survivor, exc))
-    for name in ("%s seen gone" % victim, "fence requested", "fence done"):
+    for name in ("%s seen gone" % victim, "fence requested", "fence done",
+                 "vm1 running on %s" % survivor, "%s Online again" % victim,
+                 "%s stores mounted" % victim, "vm1 back on %s" % victim):
         result.events.setdefault(name, None)
+    for name in ("vm1 running on %s" % survivor, "%s stores mounted" % victim,
+                 "vm1 back on %s" % victim):
+        if result.events[name] is None:
+            problems.append("never seen: %s" % name)
+    if result.events["vm1 back on %s" % victim] is not None and \
+            not result.facts.get("vm1 came back by live migration"):
+        problems.append("vm1 came back to %s by a restart, not a live migration" % victim)
     if watch.off_at is None:
         problems.append("%s's qemu never ended: its power was not cut" % victim)
     if watch.on_at is None or len(bmc.power_log()) <= starts:

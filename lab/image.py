@@ -77,6 +77,16 @@ PACKAGES = (
     "openssh-server",
     # hasf-cib verify/apply in the nodes: xmllint checks the CIB against Pacemaker's schema
     "libxml2-utils",
+    # the lab's whole scenario: the SAN (tgt on node2), by-path links for the LUN's
+    # partitions (udev), vm1 as a libvirt qemu (TCG) domain, live-migrated over ssh
+    "tgt",
+    "udev",
+    "libvirt-daemon",
+    "libvirt-daemon-driver-qemu",
+    "libvirt-clients",
+    "qemu-system-x86",
+    "python3-libvirt",
+    "netcat-openbsd",
 )
 
 # command on the host -> Debian package providing it

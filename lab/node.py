@@ -44,7 +44,7 @@ class Node:
     """
 
     def __init__(self, name, directory, image, lan_address, lan_port, peer_port, hosts,
-                 key, memory=1024, cpus=1):
+                 key, memory=1024, cpus=1, disks=(), services=(), modules=()):
         self.name = name
         self.dir = directory
         self.image = image
@@ -63,6 +63,11 @@ class Node:
         self.mac = unique_mac()
         self.lan_mac = unique_mac()
         self.files = []
+        #: (raw image path, serial): extra disks, vdb, vdc, ... in this order (the SAN's LUN)
+        self.disks = list(disks)
+        #: daemons the runner starts before the cluster stack (see lab/noderunner.py)
+        self.services = list(services)
+        self.modules = list(modules)
 
     # -- preparing the disk and the share --------------------------------------------
     def prepare(self, install_tree=None, cluster=True):
@@ -85,7 +90,8 @@ class Node:
         config = {"hostname": self.name, "hosts": self.hosts, "cluster": cluster,
                   "nics": [dict(USER_NET, mac=self.mac),
                            {"mac": self.lan_mac, "address": self.lan_address}],
-                  "files": self.files}
+                  "files": self.files, "services": self.services, "modules": self.modules,
+                  "system_users": ["libvirt-qemu"] if "libvirtd" in self.services else []}
         with open(os.path.join(self.control, "node.json"), "w") as handle:
             json.dump(config, handle, indent=1)
 
@@ -114,6 +120,7 @@ class Node:
                 "-drive", "file=%s,if=none,id=root,format=qcow2,cache=writeback"
                 % qemu_value(self.overlay),
                 "-device", "virtio-blk-pci,drive=root",
+                *self._disk_argv(),
                 "-virtfs", "local,path=%s,mount_tag=%s,security_model=passthrough,id=share"
                 % (qemu_value(self.share), SHARE_TAG),
                 "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port,
@@ -125,6 +132,14 @@ class Node:
                 % bmc_serial_port,
                 "-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0",
                 "-device", "isa-ipmi-kcs,bmc=bmc0"]
+
+    def _disk_argv(self):
+        argv = []
+        for i, (path, serial) in enumerate(self.disks):
+            argv += ["-drive", "file=%s,if=none,id=disk%d,format=raw,cache=writeback"
+                     % (qemu_value(path), i),
+                     "-device", "virtio-blk-pci,drive=disk%d,serial=%s" % (i, serial)]
+        return argv
 
     # -- what the node tells the host through the share ------------------------------
     def boots(self):

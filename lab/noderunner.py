@@ -92,7 +92,7 @@ def setup(cfg):
                                     ("tmpfs", "/run", "mode=755"),
                                     ("tmpfs", "/tmp", "mode=1777")):
         mount(fstype, target, options)
-    for path in ("/run/lock", "/run/sshd", "/var/run/crm"):
+    for path in ("/run/lock", "/run/sshd", "/var/run/crm", "/var/log/libvirt/qemu"):
         os.makedirs(path, exist_ok=True)
     with open("/proc/sys/kernel/hostname", "w") as handle:
         handle.write(cfg["hostname"])
@@ -118,6 +118,40 @@ def setup(cfg):
         owner = tuple(item["owner"]) if item.get("owner") else None
         with open(os.path.join(SHARE, item["source"])) as handle:
             write_file(item["path"], handle.read(), int(item["mode"], 8), owner)
+
+
+#: daemons a node may run before its cluster stack: argv, and a command that says it is ready
+SERVICES = {
+    # udev makes the /dev/disk/by-path links the stores are named by
+    "udevd": (["/lib/systemd/systemd-udevd"], ["udevadm", "control", "--ping"]),
+    "iscsid": (["iscsid", "-f"], None),
+    "tgtd": (["tgtd", "-f"], ["tgtadm", "--lld", "iscsi", "--mode", "sys", "--op", "show"]),
+    "virtlogd": (["virtlogd"], None),
+    # not waited for: its first start probes qemu's capabilities (~90 s under TCG, cached
+    # on the node's disk for later boots); the lab waits for it before vm1 is needed
+    "libvirtd": (["libvirtd"], None),
+}
+
+
+def start_services(names, env, pids):
+    for name in names:
+        argv, ready = SERVICES[name]
+        pids[name] = start(name, argv, env)
+        if ready and not wait_for(ready, 90):
+            log("%s did not answer in 90 s" % name)
+        if name == "udevd":   # coldplug the disks that are already there (vdb: the LUN)
+            quiet(["udevadm", "trigger", "--action=add", "--subsystem-match=block"])
+            quiet(["udevadm", "settle", "--timeout=30"], timeout=40)
+
+
+def ensure_system_user(name):
+    """A system user and group of that name (libvirt's qemu driver refuses to start
+    without its default user, which only libvirt-daemon-system's postinst makes)."""
+    if quiet(["getent", "group", name])[0] != 0:
+        quiet(["groupadd", "--system", name])
+    if quiet(["getent", "passwd", name])[0] != 0:
+        quiet(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+               "--gid", name, "--shell", "/usr/sbin/nologin", name])
 
 
 def start(name, argv, env):
@@ -148,7 +182,14 @@ def main():
     env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root",
            "PCMK_logfile": "/var/log/pacemaker/pacemaker.log"}
     pids = {"boot_id": boot_id}
+    for user in cfg.get("system_users", ()):
+        ensure_system_user(user)
+    for module in cfg.get("modules", ()):
+        code, err = quiet(["modprobe", module], timeout=120)
+        if code != 0:
+            log("modprobe %s: %s" % (module, err.strip()))
     pids["sshd"] = start("sshd", ["/usr/sbin/sshd", "-D", "-e"], env)
+    start_services(cfg.get("services", ()), env, pids)
     if cfg.get("cluster", True):
         pids["corosync"] = start("corosync", ["corosync", "-f"], env)
         if not wait_for(["corosync-cfgtool", "-s"], 60):
