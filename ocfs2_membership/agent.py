@@ -24,7 +24,7 @@ node, before that node's OCFS2 Filesystem clones mount.
 from hasf import ocf
 from hasf.addresses import is_ipv4
 from hasf.ocf.params import Checked
-from hasf.ocfs2_membership.o2nm import Node, NodeManager, O2nmError
+from hasf.ocfs2_membership.o2nm import TIMINGS, Node, NodeManager, O2nmError
 
 DEFAULT_PORT = 7777
 O2NM_MAX_NODES = 255
@@ -79,6 +79,25 @@ class OCFS2Membership(ocf.ResourceAgent):
         ocf.Parameter("port", ocf.Integer(minimum=1, maximum=65535), default=DEFAULT_PORT,
                       shortdesc="o2net port", longdesc="o2net's TCP port for nodes that do not "
                                                        "name one."),
+        ocf.Parameter("heartbeat_threshold", ocf.Integer(minimum=3, maximum=65535),
+                      shortdesc="o2hb dead threshold",
+                      longdesc="o2cb's O2CB_HEARTBEAT_THRESHOLD: a node whose disk heartbeat "
+                               "is not seen for (threshold - 1) * 2 seconds is declared dead "
+                               "and its locks recovered. Unset: the kernel's (31, 60 s). "
+                               "The same on every node; set before the first mount."),
+        ocf.Parameter("idle_timeout_ms", ocf.Integer(minimum=1000, maximum=3600000),
+                      shortdesc="o2net idle timeout (ms)",
+                      longdesc="o2cb's O2CB_IDLE_TIMEOUT_MS: a silent o2net connection is "
+                               "dropped after this long. Unset: the kernel's (30000). Must be "
+                               "the same on every node and cannot change while peers are "
+                               "connected."),
+        ocf.Parameter("keepalive_delay_ms", ocf.Integer(minimum=100, maximum=3600000),
+                      shortdesc="o2net keepalive delay (ms)",
+                      longdesc="o2cb's O2CB_KEEPALIVE_DELAY_MS (kernel default 2000); below "
+                               "idle_timeout_ms."),
+        ocf.Parameter("reconnect_delay_ms", ocf.Integer(minimum=100, maximum=3600000),
+                      shortdesc="o2net reconnect delay (ms)",
+                      longdesc="o2cb's O2CB_RECONNECT_DELAY_MS (kernel default 2000)."),
     )
     actions = (ocf.Action("start", 60), ocf.Action("stop", 60),
                ocf.Action("monitor", 30, interval=20, depth=0), ocf.Action("notify", 30),
@@ -97,7 +116,19 @@ class OCFS2Membership(ocf.ResourceAgent):
 
         return local_node_name(self.invocation, self.deadline)
 
+    @property
+    def timing(self):
+        """The o2cb timing settings this resource sets ({name: int}; unset ones left out)."""
+        return {name: getattr(self.params, name) for name in TIMINGS
+                if getattr(self.params, name) is not None}
+
     def validate(self):
+        timing = self.timing
+        if "idle_timeout_ms" in timing and \
+                timing.get("keepalive_delay_ms", 2000) >= timing["idle_timeout_ms"]:
+            raise ocf.NotConfigured("keepalive_delay_ms (%d) must be below idle_timeout_ms (%d)"
+                                    % (timing.get("keepalive_delay_ms", 2000),
+                                       timing["idle_timeout_ms"]))
         if self.local_name() not in {n.name for n in self.members}:
             raise ocf.InvalidArgs("this node (%s) is not in nodes; o2cb must know it to mount"
                                   % self.local_name())
@@ -121,6 +152,10 @@ class OCFS2Membership(ocf.ResourceAgent):
         cluster, o2nm = self.params.cluster_name, self.o2nm
         try:
             o2nm.register(cluster)
+            changed = o2nm.set_timing(cluster, self.timing)
+            if changed:
+                self.log.info("o2cb cluster %s: %s" % (cluster, ", ".join(
+                    "%s=%d" % (name, self.timing[name]) for name in changed)))
             for node in self.members:
                 o2nm.add(cluster, node)
             if o2nm.local(cluster) is None:

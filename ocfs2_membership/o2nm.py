@@ -21,6 +21,13 @@ from hasf.errors import HasfError
 from hasf.kernel.attrs import entries, is_directory, read_attr
 
 CONFIGFS = "/sys/kernel/config"
+#: o2cb's timing, as /etc/sysconfig/o2cb names it (O2CB_HEARTBEAT_THRESHOLD, ...): the
+#: file under /sys/kernel/config/cluster/<cluster>/ that holds it.  Every node must use
+#: the same values (o2net's handshake refuses a peer whose timeouts differ).
+TIMINGS = {"keepalive_delay_ms": "keepalive_delay_ms",
+           "idle_timeout_ms": "idle_timeout_ms",
+           "reconnect_delay_ms": "reconnect_delay_ms",
+           "heartbeat_threshold": "heartbeat/dead_threshold"}
 
 
 class O2nmError(HasfError):
@@ -122,6 +129,33 @@ class NodeManager:
             os.rmdir(path)
             raise
         return True
+
+    def timing(self, cluster):
+        """{setting: int or None} of the cluster's o2net/o2hb timing (TIMINGS)."""
+        found = {}
+        for setting, relative in TIMINGS.items():
+            value = read_attr(os.path.join(self.root, cluster, relative))
+            found[setting] = int(value) if value and value.isdigit() else None
+        return found
+
+    def set_timing(self, cluster, wanted):
+        """Write the settings of ``wanted`` ({setting: int}) that differ.  o2net keeps its
+        keepalive below its idle timeout and refuses either change once a peer has
+        connected, so they are written in the order that keeps keepalive < idle."""
+        have = self.timing(cluster)
+        order = list(TIMINGS)
+        if wanted.get("idle_timeout_ms") is not None and \
+                wanted["idle_timeout_ms"] > (have.get("idle_timeout_ms") or 0):
+            order.remove("idle_timeout_ms")
+            order.insert(0, "idle_timeout_ms")
+        changed = []
+        for setting in order:
+            value = wanted.get(setting)
+            if value is None or have.get(setting) == value:
+                continue
+            _write(os.path.join(self.root, cluster, TIMINGS[setting]), value)
+            changed.append(setting)
+        return changed
 
     def set_local(self, cluster, name):
         _write(os.path.join(self.root, cluster, "node", name, "local"), 1)
