@@ -110,6 +110,7 @@ class LabSpec:
         self.stores = {s["name"]: s["directory"] for s in spec.get("store", [])}
         self.vms = {v["name"]: v for v in spec.get("vm", [])}
         self.fences = [f["name"] for f in spec.get("fence", [])]
+        self.fence_agents = sorted({f["agent"] for f in spec.get("fence", [])})
 
 
 def read_spec(path=SPEC):
@@ -213,6 +214,9 @@ class Cluster(Service):
             node.add_file("/root/.ssh/config", SSH_CONFIG, 0o600)
             for other in self.names:
                 node.add_file("/etc/hasf/bmc-%s" % other, passwords[other] + "\n", 0o600)
+                # fence_ipmilan's password_script (the ClusterLabs lab spec): prints it
+                node.add_file("/etc/hasf/bmc-%s.sh" % other,
+                              "#!/bin/sh\nexec cat /etc/hasf/bmc-%s\n" % other, 0o700)
             node.prepare(install_tree=install)
             shutil.copyfile(self.spec, os.path.join(node.share, "hasf-lab.toml"))
             bmc = NodeBmc(name, os.path.join(self.dir, "bmc-" + name), port=self.bmc_ports[name],
