@@ -102,7 +102,7 @@ class LabSpec:
             for host in device.get("hosts", []):
                 self.bmc_ports[host] = int(device.get("params", {}).get("ipport", 623))
         missing = [n for n in self.nodes if n not in self.bmc_ports]
-        if missing:
+        if missing and self.bmc_ports:
             raise ClusterError("no fence device with an ipport for %s in %s" % (missing, path))
         san = spec.get("san") or {}
         self.san_node = san.get("node")
@@ -111,6 +111,11 @@ class LabSpec:
         self.vms = {v["name"]: v for v in spec.get("vm", [])}
         self.fences = [f["name"] for f in spec.get("fence", [])]
         self.fence_agents = sorted({f["agent"] for f in spec.get("fence", [])})
+        #: "power": the devices cut power (a new qemu); "reboot": software fencing makes
+        #: the node reboot itself (fence_hasf_demo), the same qemu boots again
+        self.fence_kind = "reboot" if self.fence_agents == ["fence_hasf_demo"] else "power"
+        if not self.bmc_ports:
+            self.bmc_ports = {n: 16230 + i + 1 for i, n in enumerate(self.nodes)}
 
 
 def read_spec(path=SPEC):
@@ -204,7 +209,7 @@ class Cluster(Service):
                         ports[i], ports[1 - i], addresses, key, memory=self.memory,
                         disks=[(self.san_disk.path, "san0")] if san else [],
                         services=NODE_SERVICES + (("tgtd",) if san else ()),
-                        modules=NODE_MODULES)
+                        modules=NODE_MODULES, no_reboot=self.lab.fence_kind == "power")
             node.add_file("/etc/corosync/corosync.conf", corosync)
             node.add_file("/etc/iscsi/initiatorname.iscsi",
                           "InitiatorName=iqn.2006-06.org.hasf.lab:%s\n" % name, 0o600)
@@ -234,6 +239,8 @@ class Cluster(Service):
             self.bmcs[name].start()
         for name in self.names:
             self.nodes[name].wait_answers(240)
+        if self.lab.fence_kind == "reboot":
+            self._known_hosts()
         self.timings["ssh_s"] = round(time.monotonic() - started, 1)
         self.say("both nodes answer on ssh after %.1fs" % self.timings["ssh_s"])
         self.wait_online(self.names, via=self.names[0], timeout=240)
@@ -251,10 +258,10 @@ class Cluster(Service):
         return self
 
     def storage_placement(self):
-        """{resource id: nodes it must be active on} once the spec's storage is up."""
+        """{resource id: nodes it must be active on (None: any one)} once the spec's
+        storage is up."""
         both = set(self.names)
-        want = {fence: {n for n in self.names if n != fence[len("fence-"):]}
-                for fence in self.lab.fences}
+        want = {fence: None for fence in self.lab.fences}      # started, anywhere
         want.update({"san-target": {self.lab.san_node}, "san-lun1": {self.lab.san_node},
                      "iscsi-initiator": both, "ocfs2-membership": both})
         want.update({store: both for store in self.lab.stores})
@@ -291,6 +298,25 @@ class Cluster(Service):
         except WaitTimeout as exc:
             raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
 
+    def _known_hosts(self):
+        """/etc/hasf/known_hosts in every node, for fence_hasf_demo's strict host key
+        check: each node's key (ssh-keyscan through its control channel) under its
+        address on the node link."""
+        lines = []
+        for name, node in self.nodes.items():
+            scan = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-p", str(node.ssh_port),
+                                   "127.0.0.1"], capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+            keys = [line.split(None, 1)[1] for line in scan.stdout.splitlines()
+                    if line and not line.startswith("#")]
+            if not keys:
+                raise ClusterError("ssh-keyscan of %s found no key: %s" % (name, scan.stderr))
+            lines.append("%s %s" % (node.lan_address.split("/")[0], keys[0]))
+        for node in self.nodes.values():
+            node.ssh(["mkdir", "-p", "/etc/hasf"], timeout=30, check=True)
+            node.ssh(["dd", "of=/etc/hasf/known_hosts", "status=none"], timeout=30,
+                     input="\n".join(lines) + "\n", check=True)
+
     def stop(self):
         for bmc in self.bmcs.values():
             bmc.stop()
@@ -320,12 +346,14 @@ class Cluster(Service):
             raise ClusterError("%s\n%s" % (exc, self.diagnostics())) from exc
 
     def wait_placed(self, want, timeout, via=None):
-        """Wait until each resource id is active on (at least) the nodes given for it."""
+        """Wait until each resource id is active on (at least) the nodes given for it
+        (None: on some node)."""
         via = via or self.names[0]
 
         def placed():
             where = self.status(via)["resources"]
-            return all(nodes <= set(where.get(rsc, ())) for rsc, nodes in want.items())
+            return all(where.get(rsc) if nodes is None else nodes <= set(where.get(rsc, ()))
+                       for rsc, nodes in want.items())
         try:
             wait_until(placed, timeout, 2.0, "%s placed" % ", ".join(sorted(want)))
         except WaitTimeout as exc:

@@ -90,6 +90,38 @@ class PowerWatch(threading.Thread):
         self.join(5)
 
 
+class BootWatch(threading.Thread):
+    """Software fencing's witness (fence_hasf_demo): the node reboots inside the same qemu,
+    so "off" is its own sampler going silent in the old boot and "on" the first sample of
+    a new boot (lab/invariants.py's Witness of that node)."""
+
+    SILENT_S = 3.0
+
+    def __init__(self, witness, boot_id, interval=0.2):
+        super().__init__(daemon=True)
+        self.witness, self.boot_id, self.interval = witness, boot_id, interval
+        self.off_at = None       # monotonic time of the last sample of the old boot
+        self.on_at = None        # monotonic time of the first sample of a new boot
+        self.new_pid = None
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            sample, now = self.witness.latest, time.monotonic()
+            if sample is not None and self.off_at is None:
+                if sample["boot"] != self.boot_id:
+                    self.off_at = sample["at"]
+                elif now - sample["at"] > self.SILENT_S:
+                    self.off_at = sample["at"]
+            if sample is not None and sample["boot"] != self.boot_id and self.on_at is None:
+                self.on_at = sample["at"]
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(5)
+
+
 def clock_skew(node):
     """Guest wall clock minus host wall clock (s), from one ssh round trip."""
     before = time.time()
@@ -191,7 +223,9 @@ def _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index):
     result.facts.update(boot_id_before=boot["boot_id"], clock_skew_s=round(skew, 3),
                         skew_rtt_s=round(rtt, 3), qemu_pid_before=bmc.qemu_pid(),
                         markers_written=len(markers))
-    watch = PowerWatch(bmc)
+    power = cluster.lab.fence_kind == "power"
+    watch = PowerWatch(bmc) if power else BootWatch(invariants.witnesses[victim],
+                                                    boot["boot_id"])
     watch.start()
     say("cycle %d: marker %d written through vm1 on %s; kill -9 corosync (pid %d) and "
         "pacemakerd (pid %d) on %s" % (index + 1, index, victim, boot["corosync"],
@@ -204,9 +238,14 @@ def _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index):
     finally:
         watch.stop()
         invariants.fenced[victim] = False
-    if watch.off_at is not None:
+    if not power:
+        for name, when in (("%s down (its sampler silent)" % victim, watch.off_at),
+                           ("%s up again (new boot id)" % victim, watch.on_at)):
+            if when is not None:
+                result.events[name] = round(when - t0, 1)
+    elif watch.off_at is not None:
         result.events["%s power off (qemu gone)" % victim] = round(watch.off_at - t0, 1)
-    if watch.on_at is not None:
+    if power and watch.on_at is not None:
         # the BMC's start script logs its own start: sharper than the 50 ms sampler
         logged = [e["mono"] for e in bmc.power_log()[starts:] if e["pid"] == watch.new_pid]
         result.events["%s power on (BMC start script)" % victim] = round(
@@ -310,9 +349,12 @@ def _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at):
     if result.events["vm1 back on %s" % victim] is not None and \
             not result.facts.get("vm1 came back by live migration"):
         problems.append("vm1 came back to %s by a restart, not a live migration" % victim)
-    if watch.off_at is None:
+    if cluster.lab.fence_kind != "power":
+        if watch.off_at is None or watch.on_at is None:
+            problems.append("%s was not seen going down and booting again" % victim)
+    elif watch.off_at is None:
         problems.append("%s's qemu never ended: its power was not cut" % victim)
-    if watch.on_at is None or len(bmc.power_log()) <= starts:
+    elif watch.on_at is None or len(bmc.power_log()) <= starts:
         problems.append("%s was not powered on again through its BMC" % victim)
     try:
         if not bmc.power_status():

@@ -26,15 +26,16 @@ unclean.  The command exits non-zero on any violation or incomplete cycle.
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
 
-from lab.cluster import SPEC, Cluster
+from lab.cluster import REPO, SPEC, Cluster
 from lab.crash import CrashTestError, crash
 from lab.invariants import Invariants
 
-FENCES = {"ipmi": SPEC}
+FENCES = {"ipmi": SPEC, "demo": os.path.join(REPO, "lab", "hasf-lab-demo.toml")}
 
 
 @dataclasses.dataclass

@@ -44,7 +44,7 @@ class Node:
     """
 
     def __init__(self, name, directory, image, lan_address, lan_port, peer_port, hosts,
-                 key, memory=1024, cpus=1, disks=(), services=(), modules=()):
+                 key, memory=1024, cpus=1, disks=(), services=(), modules=(), no_reboot=True):
         self.name = name
         self.dir = directory
         self.image = image
@@ -68,6 +68,9 @@ class Node:
         #: daemons the runner starts before the cluster stack (see lab/noderunner.py)
         self.services = list(services)
         self.modules = list(modules)
+        #: a guest reboot ends qemu (power goes through the BMC); False: qemu resets and
+        #: boots again by itself, as a machine does (software fencing reboots the node)
+        self.no_reboot = no_reboot
 
     # -- preparing the disk and the share --------------------------------------------
     def prepare(self, install_tree=None, cluster=True):
@@ -112,7 +115,8 @@ class Node:
                   "net.ifnames=0 init=%s" % GUEST_INIT)
         return ["qemu-system-x86_64", "-name", self.name, "-accel", "tcg", "-machine", "pc",
                 "-m", str(self.memory), "-smp", str(self.cpus),
-                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                "-nodefaults", "-no-user-config", "-display", "none",
+                *(["-no-reboot"] if self.no_reboot else []),
                 "-monitor", "none", "-pidfile", pidfile,
                 "-chardev", "file,id=con0,append=on,path=%s" % qemu_value(self.console),
                 "-serial", "chardev:con0",
