@@ -9,8 +9,11 @@ One module per real thing it drives:
   guest.py;
 - BMCs, ipmi_sim on loopback: bmc.py (NodeBmc powers a node's qemu,
   FileBmc keeps a chassis in a file for the fence agent's step);
-- the two-node cluster: cluster.py, configured from hasf-lab.toml; the
-  crash test and its timeline: crash.py;
+- the two-node cluster: cluster.py, configured from hasf-lab.toml (or
+  hasf-lab-demo.toml, fencing with the demo device), with the SAN's disk
+  (san.py) and vm1 on the stores (vm1.py); one crash cycle and its
+  timeline: crash.py; `make crash-test`, many cycles with the invariants
+  the nodes' own witnesses check (invariants.py): crashtest.py;
 - the SAN's target daemon: tgtd.py; libvirtd, the host's qemu:///system and
   private second instances: libvirtd.py, the latter in network namespaces
   (netns.py) and namespace hosts (nsproc.py);
