@@ -30,6 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from lab.bmc import NodeBmc
+from lab.domain_power import DomainPower, HostSshd
 from lab.image import guest_image
 from lab.node import Node, NodeError
 from lab.process import Service, WaitTimeout, wait_until
@@ -79,6 +80,8 @@ QEMU_CONF = 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\n'
 #: the nodes know each other's host key only from the first connection (same image)
 SSH_CONFIG = ("Host node1 node2\n    StrictHostKeyChecking accept-new\n"
               "    UserKnownHostsFile /root/.ssh/known_hosts\n    ConnectTimeout 10\n")
+#: the node domains' names on the host's libvirtd (libvirt power)
+DOMAIN_PREFIX = "hasf-lab-"
 NODE_STANZA = "    node {\n        ring0_addr: %s\n        name: %s\n        nodeid: %d\n    }\n"
 
 
@@ -99,6 +102,8 @@ class LabSpec:
             raise ClusterError("the lab runs exactly two nodes, the spec names %r" % self.nodes)
         self.bmc_ports = {}
         for device in spec.get("fence", []):
+            if "ipmi" not in device["agent"]:
+                continue        # the BMCs are what the IPMI devices point at
             for host in device.get("hosts", []):
                 self.bmc_ports[host] = int(device.get("params", {}).get("ipport", 623))
         missing = [n for n in self.nodes if n not in self.bmc_ports]
@@ -114,6 +119,16 @@ class LabSpec:
         #: "power": the devices cut power (a new qemu); "reboot": software fencing makes
         #: the node reboot itself (fence_hasf_demo), the same qemu boots again
         self.fence_kind = "reboot" if self.fence_agents == ["fence_hasf_demo"] else "power"
+        #: what powers the nodes: their BMCs, or libvirt domains on the host (the lab's
+        #: sshd on the port the fence device's qemu+ssh URI names lets the nodes reach it)
+        self.power = "bmc"
+        self.sshd_port = None
+        for device in spec.get("fence", []):
+            if device["agent"] == "fence_hasf_libvirt":
+                self.power = "domain"
+                uri = device.get("params", {}).get("uri", "")
+                port = uri.partition("://")[2].partition("/")[0].rpartition(":")[2]
+                self.sshd_port = int(port) if port.isdigit() else 22
         if not self.bmc_ports:
             self.bmc_ports = {n: 16230 + i + 1 for i, n in enumerate(self.nodes)}
 
@@ -167,6 +182,7 @@ class Cluster(Service):
         self.bmcs = {}
         self.timings = {}
         self.san_disk = None
+        self.sshd = None            # the lab's host sshd (libvirt power only)
         self.vm = Vm1()
         self._made_dir = False
 
@@ -200,6 +216,9 @@ class Cluster(Service):
         self.san_disk = SanDisk(os.path.join(self.dir, "san.img")).make()
         with open(key) as handle:
             private_key = handle.read()
+        if self.lab.power == "domain":
+            self.sshd = HostSshd(os.path.join(self.dir, "sshd"), self.lab.sshd_port, key + ".pub",
+                                 self.lifetime).start()
         ports = [free_udp_port(), free_udp_port()]
         while ports[1] == ports[0]:
             ports[1] = free_udp_port()
@@ -217,6 +236,8 @@ class Cluster(Service):
             # live migration between the nodes: qemu+ssh as root over the node link
             node.add_file("/root/.ssh/id_ed25519", private_key, 0o600)
             node.add_file("/root/.ssh/config", SSH_CONFIG, 0o600)
+            if self.sshd is not None:   # fence_hasf_libvirt checks the host's sshd key
+                node.add_file("/root/.ssh/known_hosts", self.sshd.known_hosts_line(), 0o600)
             for other in self.names:
                 node.add_file("/etc/hasf/bmc-%s" % other, passwords[other] + "\n", 0o600)
                 # fence_ipmilan's password_script (the ClusterLabs lab spec): prints it
@@ -224,17 +245,31 @@ class Cluster(Service):
                               "#!/bin/sh\nexec cat /etc/hasf/bmc-%s\n" % other, 0o700)
             node.prepare(install_tree=install)
             shutil.copyfile(self.spec, os.path.join(node.share, "hasf-lab.toml"))
-            bmc = NodeBmc(name, os.path.join(self.dir, "bmc-" + name), port=self.bmc_ports[name],
-                          password=passwords[name], lifetime=self.lifetime)
-            bmc.qemu_argv = node.qemu_argv(bmc.serial_port, bmc.pidfile)
-            self.nodes[name], self.bmcs[name] = node, bmc
+            self.nodes[name], self.bmcs[name] = node, self._power(node, passwords[name])
+
+    def _power(self, node, password):
+        """The node's power: its BMC (the qemu is the BMC's), or its libvirt domain."""
+        if self.lab.power == "domain":
+            power = DomainPower(node.name, DOMAIN_PREFIX + node.name,
+                                os.path.join(self.dir, "domain-" + node.name), self.lifetime)
+            power.xml = node.domain_xml(power.domain)
+            return power
+        bmc = NodeBmc(node.name, os.path.join(self.dir, "bmc-" + node.name),
+                      port=self.bmc_ports[node.name], password=password, lifetime=self.lifetime)
+        bmc.qemu_argv = node.qemu_argv(bmc.serial_port, bmc.pidfile)
+        return bmc
 
     def start(self):
         """Build, power both nodes on, wait until both are Online, apply the spec."""
         self._prepare()
         started = time.monotonic()
-        self.say("powering on %s through their BMCs (ipmi_sim on 127.0.0.1:%s)" % (
-            " and ".join(self.names), "/".join(str(self.bmc_ports[n]) for n in self.names)))
+        if self.lab.power == "domain":
+            self.say("powering on %s as libvirt domains of the host's qemu:///system (the "
+                     "nodes reach it through the lab's sshd on 127.0.0.1:%d)" % (
+                         " and ".join(self.names), self.lab.sshd_port))
+        else:
+            self.say("powering on %s through their BMCs (ipmi_sim on 127.0.0.1:%s)" % (
+                " and ".join(self.names), "/".join(str(self.bmc_ports[n]) for n in self.names)))
         for name in self.names:
             self.bmcs[name].start()
         for name in self.names:
@@ -320,6 +355,8 @@ class Cluster(Service):
     def stop(self):
         for bmc in self.bmcs.values():
             bmc.stop()
+        if self.sshd is not None:
+            self.sshd.stop()
         if self._made_dir and not self.keep and self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -35,7 +35,8 @@ from lab.cluster import REPO, SPEC, Cluster
 from lab.crash import CrashTestError, crash
 from lab.invariants import Invariants
 
-FENCES = {"ipmi": SPEC, "demo": os.path.join(REPO, "lab", "hasf-lab-demo.toml")}
+FENCES = {"ipmi": SPEC, "demo": os.path.join(REPO, "lab", "hasf-lab-demo.toml"),
+          "libvirt": os.path.join(REPO, "lab", "hasf-lab-libvirt.toml")}
 
 
 @dataclasses.dataclass

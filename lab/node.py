@@ -23,12 +23,39 @@ import json
 import os
 import shlex
 import subprocess
+from xml.sax.saxutils import escape, quoteattr
 
 from lab.image import GUEST_INIT, SHARE_TAG, CONTROL, USER_NET
 from lab.process import tail, wait_until
 from lab.qemu import free_tcp_port, qemu_value, unique_mac
 
 NODE_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "noderunner.py")
+
+
+DOMAIN_XML = """\
+<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+<name>%(name)s</name>
+<memory unit='MiB'>%(memory)d</memory>
+<vcpu>%(cpus)d</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%(kernel)s</kernel>
+<initrd>%(initrd)s</initrd><cmdline>%(append)s</cmdline></os>
+<on_poweroff>destroy</on_poweroff><on_reboot>%(reboot)s</on_reboot><on_crash>destroy</on_crash>
+<seclabel type='static' model='dac' relabel='no'><label>+0:+0</label></seclabel>
+<devices>
+<emulator>/usr/bin/qemu-system-x86_64</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='writeback'/>
+<source file=%(overlay)s/><target dev='vda' bus='virtio'/></disk>
+%(disks)s<filesystem type='mount' accessmode='passthrough'><source dir=%(share)s/>
+<target dir=%(tag)s/></filesystem>
+<interface type='udp'><mac address=%(lan_mac)s/><source address='127.0.0.1' port='%(peer)d'>
+<local address='127.0.0.1' port='%(local)d'/></source><model type='virtio'/></interface>
+<serial type='file'><source path=%(console)s append='on'/><target port='0'/></serial>
+<memballoon model='none'/>
+</devices>
+<qemu:commandline><qemu:arg value='-netdev'/><qemu:arg value=%(netdev)s/>
+<qemu:arg value='-device'/><qemu:arg value=%(nic)s/></qemu:commandline>
+</domain>
+"""
 
 
 class NodeError(RuntimeError):
@@ -136,6 +163,28 @@ class Node:
                 % bmc_serial_port,
                 "-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0",
                 "-device", "isa-ipmi-kcs,bmc=bmc0"]
+
+    def domain_xml(self, domain):
+        """The same machine as qemu_argv(), as a libvirt domain (lab/domain_power.py) named
+        ``domain``: no BMC devices; the user-mode NIC with the ssh hostfwd goes through
+        qemu:commandline (libvirt 9.0 forwards no ports for slirp)."""
+        append = ("root=/dev/vda rw rootfstype=ext4 console=ttyS0,115200 panic=-1 "
+                  "net.ifnames=0 init=%s" % GUEST_INIT)
+        disks = "".join(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw' cache='writeback'/>"
+            "<source file=%s/><target dev='vd%s' bus='virtio'/><serial>%s</serial></disk>\n"
+            % (quoteattr(path), chr(ord("b") + i), escape(serial))
+            for i, (path, serial) in enumerate(self.disks))
+        values = {
+            "name": escape(domain), "memory": self.memory, "cpus": self.cpus,
+            "kernel": escape(self.image.kernel), "initrd": escape(self.image.initrd),
+            "append": escape(append), "reboot": "destroy" if self.no_reboot else "restart",
+            "overlay": quoteattr(self.overlay), "disks": disks, "share": quoteattr(self.share),
+            "tag": quoteattr(SHARE_TAG), "lan_mac": quoteattr(self.lan_mac),
+            "peer": self.peer_port, "local": self.lan_port, "console": quoteattr(self.console),
+            "netdev": quoteattr("user,id=hasfnet0,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port),
+            "nic": quoteattr("virtio-net-pci,netdev=hasfnet0,mac=%s" % self.mac)}
+        return DOMAIN_XML % values
 
     def _disk_argv(self):
         argv = []
