@@ -8,9 +8,13 @@ One module per real thing it drives:
   runs inside it as PID 1); a batch guest (boot, run commands, power off):
   guest.py;
 - BMCs, ipmi_sim on loopback: bmc.py (NodeBmc powers a node's qemu,
-  FileBmc keeps a chassis in a file for the fence agent's step);
+  FileBmc keeps a chassis in a file for the fence agent's step); or a node
+  as a libvirt domain of the host, with the lab's sshd through which the
+  nodes' fence_hasf_libvirt reaches that libvirtd: domain_power.py;
 - the two-node cluster: cluster.py, configured from hasf-lab.toml (or
-  hasf-lab-demo.toml, fencing with the demo device), with the SAN's disk
+  hasf-lab-demo.toml, fencing with the demo device; hasf-lab-libvirt.toml,
+  through libvirt; clusterlabs-lab.toml, ClusterLabs' agents for the
+  failover benchmark), with the SAN's disk
   (san.py) and vm1 on the stores (vm1.py); one crash cycle and its
   timeline: crash.py; `make crash-test`, many cycles with the invariants
   the nodes' own witnesses check (invariants.py): crashtest.py;

@@ -237,7 +237,7 @@ def _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index):
         online_at = _watch(cluster, result, invariants, watch, t0, timeout, say, markers)
     finally:
         watch.stop()
-        invariants.fenced[victim] = False
+        invariants.fenced[victim] = None
     if not power:
         for name, when in (("%s down (its sampler silent)" % victim, watch.off_at),
                            ("%s up again (new boot id)" % victim, watch.on_at)):
@@ -246,9 +246,9 @@ def _cycle(cluster, victim, survivor, timeout, say, invariants, markers, index):
     elif watch.off_at is not None:
         result.events["%s power off (qemu gone)" % victim] = round(watch.off_at - t0, 1)
     if power and watch.on_at is not None:
-        # the BMC's start script logs its own start: sharper than the 50 ms sampler
+        # a BMC's start script logs its own start: sharper than the 50 ms sampler
         logged = [e["mono"] for e in bmc.power_log()[starts:] if e["pid"] == watch.new_pid]
-        result.events["%s power on (BMC start script)" % victim] = round(
+        result.events["%s power on" % victim] = round(
             min(logged + [watch.on_at]) - t0, 1)
     _check(cluster, result, watch, boot, starts, t0_wall, skew, online_at)
     _check_markers(cluster, result, markers)
@@ -274,7 +274,7 @@ def _watch(cluster, result, invariants, watch, t0, timeout, say, markers):
         views = invariants.tick()
         now = time.monotonic()
         if watch.off_at is not None and online_at is None:
-            invariants.fenced[victim] = True
+            invariants.fenced[victim] = watch.off_at
         power, mine = views[victim]
         _, theirs = views[survivor]
         if theirs is not None and theirs.vm_running:
@@ -304,7 +304,7 @@ def _watch(cluster, result, invariants, watch, t0, timeout, say, markers):
             up = state.get("online") and not state.get("unclean") and not state.get("pending")
             if up and watch.on_at is not None and online_at is None:
                 online_at = time.monotonic()
-                invariants.fenced[victim] = False
+                invariants.fenced[victim] = None
                 seen("%s Online again" % victim, online_at)
         time.sleep(0.5)
     return online_at

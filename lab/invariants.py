@@ -20,9 +20,12 @@ twice a second and records a violation when
 * a node has an OCFS2 volume mounted while it is fenced: between the
   survivor's fencing of it (its power seen off) and its rejoining (Online
   in the survivor's view).
-A node without power runs nothing and mounts nothing; a node that answers
-no sampler for longer than STALE_S is "unknown", which never counts as
-"not running".
+A node without power runs nothing and mounts nothing.  A powered node whose
+sampler has said nothing for STALE_S (booting, or its ssh session lost) is
+"unknown": no evidence either way, so it neither clears nor convicts -- a
+violation needs both nodes' own reports.  (Its sampler is back within
+seconds of sshd starting, before its cluster stack, so a node cannot start
+vm1 or mount a store unseen after a reboot.)
 """
 
 import json
@@ -150,7 +153,10 @@ class Invariants:
         self.cluster = cluster
         self.witnesses = {n: Witness(cluster.nodes[n], vm) for n in cluster.names}
         self.violations = []
-        self.fenced = {}            # node -> True while it counts as fenced
+        #: node -> the monotonic time it was fenced (its power seen off, or its sampler
+        #: silent in the old boot), while it counts as fenced; None when it does not
+        self.fenced = {}
+        self._pids = {}             # node -> (qemu pid, monotonic time it was powered on)
         self.say = say or (lambda message: None)
         self._both_seen = None      # (sample ats) of the last tick that saw vm on both
         self._t0 = time.monotonic()
@@ -164,14 +170,21 @@ class Invariants:
         for witness in self.witnesses.values():
             witness.stop()
 
-    def powered(self, name):
-        return self.cluster.bmcs[name].qemu_pid() is not None
-
     def view(self, name, now):
-        """("off", None) | ("unknown", None) | ("up", Sample)."""
-        if not self.powered(name):
+        """("off", None) | ("unknown", None) | ("up", Sample).  A sample taken before the
+        node's current power-on (its qemu now is another) says nothing about it now:
+        measured, a sample from just before a power cycle was still fresh after it."""
+        pid = self.cluster.bmcs[name].qemu_pid()
+        if pid is None:
             return "off", None
+        known = self._pids.get(name)
+        if known is None:
+            self._pids[name] = (pid, float("-inf"))   # powered before we looked
+        elif known[0] != pid:
+            self._pids[name] = (pid, now)             # powered on (again) just now
         sample = self.witnesses[name].fresh(now)
+        if sample is not None and sample["at"] < self._pids[name][1]:
+            sample = None
         return ("up", sample) if sample is not None else ("unknown", None)
 
     def violation(self, text):
@@ -195,9 +208,10 @@ class Invariants:
                 self._both_seen = ats
         else:
             self._both_seen = None
-        for name, fenced in self.fenced.items():
+        for name, since in self.fenced.items():
             power, sample = views[name]
-            if fenced and power == "up" and sample is not None and sample["ocfs2"]:
+            if since is not None and power == "up" and sample is not None and \
+                    sample["at"] > since and sample["ocfs2"]:
                 self.violation("%s mounts OCFS2 (%s) while fenced" % (
                     name, ", ".join(sample["ocfs2"])))
         return views
