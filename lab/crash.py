@@ -198,7 +198,6 @@ def crash(cluster, victim=None, survivor=None, timeout=420, say=None, invariants
 def _wait_vm_on(invariants, node, timeout):
     """Wait until the witness of ``node`` sees vm1 running there."""
     def seen():
-        invariants.tick()
         sample = invariants.witnesses[node].fresh(time.monotonic())
         return sample is not None and sample.vm_running
     try:
@@ -270,31 +269,37 @@ def _watch(cluster, result, invariants, watch, t0, timeout, say, markers):
             events[name] = round(now - t0, 1)
             say("t+%.1fs %s" % (now - t0, name))
 
+    def new_boot(sample):
+        return sample["boot"] != result.facts["boot_id_before"]
+
+    wanted = set(cluster.lab.stores.values())
+    victim_events = (
+        ("%s initiator logged in" % victim, lambda x: new_boot(x) and x["iscsi"]),
+        ("%s o2cb cluster registered" % victim,
+         lambda x: new_boot(x) and any(x["o2cb"].values())),
+        ("%s stores mounted" % victim,
+         lambda x: new_boot(x) and bool(wanted) and wanted <= set(x["ocfs2"])))
     while time.monotonic() < deadline:
-        views = invariants.tick()
-        now = time.monotonic()
         if watch.off_at is not None and online_at is None:
             invariants.fenced[victim] = watch.off_at
-        power, mine = views[victim]
-        _, theirs = views[survivor]
-        if theirs is not None and theirs.vm_running:
-            seen("vm1 running on %s" % survivor, now)
+        away = invariants.first(survivor, t0, lambda x: x.vm_running)
+        if away is not None:
+            seen("vm1 running on %s" % survivor, away["at"])
             if "markers read on %s" % survivor not in result.facts:
                 result.facts["markers read on %s" % survivor] = {
                     i: vm.read_marker(cluster.nodes[survivor], i) == m for i, m in markers.items()}
-        if mine is not None and mine["boot"] != result.facts["boot_id_before"]:
-            if mine["iscsi"]:
-                seen("%s initiator logged in" % victim, now)
-            if any(mine["o2cb"].values()):
-                seen("%s o2cb cluster registered" % victim, now)
-            wanted = set(cluster.lab.stores.values())
-            if wanted and wanted <= set(mine["ocfs2"]):
-                seen("%s stores mounted" % victim, now)
-            if mine.vm_running and (theirs is None or not theirs.vm_running):
-                seen("vm1 back on %s" % victim, now)
-                result.facts["vm1 came back by live migration"] = any(
-                    q["incoming"] for q in mine["vm"])
-                break
+        for name, predicate in victim_events:
+            found = invariants.first(victim, t0, predicate)
+            if found is not None:
+                seen(name, found["at"])
+        since = t0 if away is None else away["at"]
+        back = invariants.first(victim, since, lambda x: new_boot(x) and x.vm_running)
+        if back is not None:
+            seen("vm1 back on %s" % victim, back["at"])
+            result.facts["vm1 came back by live migration"] = any(
+                q["incoming"] for q in back["vm"])
+            break
+        now = time.monotonic()
         if now >= next_status:
             next_status = now + 2.0
             try:

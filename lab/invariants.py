@@ -146,10 +146,17 @@ class Witness(threading.Thread):
         self.join(10)
 
 
-class Invariants:
-    """Evaluates the invariants over both nodes' witnesses and their power (module docstring)."""
+class Invariants(threading.Thread):
+    """Evaluates the invariants over both nodes' witnesses and their power (module
+    docstring), twice a second in its own thread: the crash test's own waits (a crm_mon
+    that blocks while Pacemaker is busy) leave no gap in the checks."""
+
+    INTERVAL = 0.5
 
     def __init__(self, cluster, vm="vm1", say=None):
+        super().__init__(daemon=True, name="invariants")
+        self._halt = threading.Event()
+        self.ticks = 0
         self.cluster = cluster
         self.witnesses = {n: Witness(cluster.nodes[n], vm) for n in cluster.names}
         self.violations = []
@@ -164,11 +171,29 @@ class Invariants:
     def start(self):
         for witness in self.witnesses.values():
             witness.start()
+        threading.Thread.start(self)
         return self
 
+    def run(self):
+        while not self._halt.is_set():
+            self.tick()
+            self.ticks += 1
+            self._halt.wait(self.INTERVAL)
+
     def stop(self):
+        self._halt.set()
+        if self.is_alive():
+            self.join(10)
         for witness in self.witnesses.values():
             witness.stop()
+
+    def first(self, name, since, predicate):
+        """The first sample of ``name`` received after ``since`` (monotonic) for which
+        predicate(sample) holds, or None: events are timed by the node's own report."""
+        for sample in list(self.witnesses[name].history):
+            if sample["at"] > since and predicate(sample):
+                return sample
+        return None
 
     def view(self, name, now):
         """("off", None) | ("unknown", None) | ("up", Sample).  A sample taken before the
