@@ -23,7 +23,7 @@ inside a stale build tree either.
 PID 1 of every guest is INIT_SCRIPT, baked in and deliberately tiny: it
 mounts the 9p share and runs ``<share>/.hasf-guest/runner.py``, which the
 host writes before every boot.  A test batch guest writes a batch runner
-(tests/support/guest.py), a lab node writes the node runner (lab/noderunner.py),
+(lab/guest.py), a lab node writes the node runner (lab/noderunner.py),
 so neither needs an image rebuild when it changes.
 
 Host Debian packages needed (HOST_PACKAGES): mmdebstrap, qemu-system-x86,
@@ -87,6 +87,8 @@ PACKAGES = (
     "qemu-system-x86",
     "python3-libvirt",
     "netcat-openbsd",
+    # fence_ipmilan: the ClusterLabs anchor of the lab's failover benchmark
+    "fence-agents",
 )
 
 # command on the host -> Debian package providing it

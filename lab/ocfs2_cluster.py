@@ -28,7 +28,11 @@ while not os.path.exists(path):
     time.sleep(0.2)
 print(open(path).read().strip())
 """
-EXPECTED = {"probe": 7, "start": 0, "monitor": 0, "o2nm": 0, "fs-start": 0, "write": 0,
+#: o2cb timing set by the agent (its heartbeat_threshold, idle_timeout_ms, keepalive_delay_ms)
+TIMING = {"heartbeat/dead_threshold": "11", "idle_timeout_ms": "15000",
+          "keepalive_delay_ms": "1000"}
+EXPECTED = {"probe": 7, "start": 0, "monitor": 0, "o2nm": 0, "timing": 0, "fs-start": 0,
+            "write": 0,
             "read": 0, "linger": 0, "busy-stop": 1, "fs-stop": 0, "regions": 0, "stop": 0,
             "after": 7}
 
@@ -49,6 +53,9 @@ class Outcome:
                                               for n, r in got.items()
                                               if r.returncode != EXPECTED[n]}))
                 continue
+            if got["timing"].stdout.split() != list(TIMING.values()):
+                found.append("%s: o2cb timing %r, not %r" % (me, got["timing"].stdout,
+                                                            list(TIMING.values())))
             if got["o2nm"].stdout.split() != ["node1", "node2"]:
                 found.append("%s: o2nm nodes %r" % (me, got["o2nm"].stdout))
             if got["read"].stdout.strip() != other:
@@ -104,7 +111,8 @@ def _node_steps(guest, lib, me, other):
         handle.write(WAIT_FOR_FILE)
     members, fs = guest.guest_path("OCFS2Membership"), guest.guest_path("Filesystem")
     clone = {"CRM_meta_on_node": me, "CRM_meta_clone": "0", "CRM_meta_clone_max": "2"}
-    o2 = dict(clone, nodes=NODES, cluster_name="hasf")
+    o2 = dict(clone, nodes=NODES, cluster_name="hasf", heartbeat_threshold=11,
+              idle_timeout_ms=15000, keepalive_delay_ms=1000)
     store = dict(clone, device="/dev/vdb", directory="/mnt/shared", fstype="ocfs2")
     wait = ["python3", guest.guest_path("wait.py")]
     return [
@@ -112,6 +120,7 @@ def _node_steps(guest, lib, me, other):
         ("start", ocf(members, "start", **o2)),
         ("monitor", ocf(members, "monitor", 20000, **o2)),
         ("o2nm", ["ls", "/sys/kernel/config/cluster/hasf/node"]),
+        ("timing", ["cat"] + ["/sys/kernel/config/cluster/hasf/" + f for f in TIMING]),
         ("fs-start", Command(tuple(ocf(fs, "start", **store)), timeout=120)),
         ("write", ["cp", "/etc/hostname", "/mnt/shared/from-" + me]),
         ("read", Command(tuple(wait + ["/mnt/shared/from-" + other, "120"]), timeout=130)),

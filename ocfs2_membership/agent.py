@@ -56,6 +56,16 @@ def _is_nodes(text):
     return 0 < len(words) <= O2NM_MAX_NODES and len(set(names)) == len(names)
 
 
+def _timing(name, sysconfig, minimum, shortdesc, text):
+    """One of o2cb's timing settings (o2nm.TIMINGS) as a parameter: unset keeps the
+    kernel's value; every node must use the same."""
+    return ocf.Parameter(name, ocf.Integer(minimum=minimum, maximum=3600000),
+                         shortdesc=shortdesc,
+                         longdesc="o2cb's %s: %s. Unset: the kernel's value. The same on "
+                                  "every node; applied when the cluster is registered, before "
+                                  "the first mount." % (sysconfig, text))
+
+
 class OCFS2Membership(ocf.ResourceAgent):
     name, version = "OCFS2Membership", "1.0"
     shortdesc = "OCFS2 o2cb cluster membership from the CIB"
@@ -79,25 +89,17 @@ class OCFS2Membership(ocf.ResourceAgent):
         ocf.Parameter("port", ocf.Integer(minimum=1, maximum=65535), default=DEFAULT_PORT,
                       shortdesc="o2net port", longdesc="o2net's TCP port for nodes that do not "
                                                        "name one."),
-        ocf.Parameter("heartbeat_threshold", ocf.Integer(minimum=3, maximum=65535),
-                      shortdesc="o2hb dead threshold",
-                      longdesc="o2cb's O2CB_HEARTBEAT_THRESHOLD: a node whose disk heartbeat "
-                               "is not seen for (threshold - 1) * 2 seconds is declared dead "
-                               "and its locks recovered. Unset: the kernel's (31, 60 s). "
-                               "The same on every node; set before the first mount."),
-        ocf.Parameter("idle_timeout_ms", ocf.Integer(minimum=1000, maximum=3600000),
-                      shortdesc="o2net idle timeout (ms)",
-                      longdesc="o2cb's O2CB_IDLE_TIMEOUT_MS: a silent o2net connection is "
-                               "dropped after this long. Unset: the kernel's (30000). Must be "
-                               "the same on every node and cannot change while peers are "
-                               "connected."),
-        ocf.Parameter("keepalive_delay_ms", ocf.Integer(minimum=100, maximum=3600000),
-                      shortdesc="o2net keepalive delay (ms)",
-                      longdesc="o2cb's O2CB_KEEPALIVE_DELAY_MS (kernel default 2000); below "
-                               "idle_timeout_ms."),
-        ocf.Parameter("reconnect_delay_ms", ocf.Integer(minimum=100, maximum=3600000),
-                      shortdesc="o2net reconnect delay (ms)",
-                      longdesc="o2cb's O2CB_RECONNECT_DELAY_MS (kernel default 2000)."),
+        _timing("heartbeat_threshold", "O2CB_HEARTBEAT_THRESHOLD", 3, "o2hb dead threshold",
+                "a node whose disk heartbeat is not seen for (threshold - 1) * 2 seconds is "
+                "declared dead and its locks recovered; the kernel's default is 31 (60 s)"),
+        _timing("idle_timeout_ms", "O2CB_IDLE_TIMEOUT_MS", 1000, "o2net idle timeout (ms)",
+                "a silent o2net connection is dropped after this long; the kernel's default "
+                "is 30000; it cannot change while peers are connected"),
+        _timing("keepalive_delay_ms", "O2CB_KEEPALIVE_DELAY_MS", 100,
+                "o2net keepalive delay (ms)", "below idle_timeout_ms; the kernel's default "
+                "is 2000"),
+        _timing("reconnect_delay_ms", "O2CB_RECONNECT_DELAY_MS", 100,
+                "o2net reconnect delay (ms)", "the kernel's default is 2000"),
     )
     actions = (ocf.Action("start", 60), ocf.Action("stop", 60),
                ocf.Action("monitor", 30, interval=20, depth=0), ocf.Action("notify", 30),

@@ -25,7 +25,8 @@ def agent(hasf_agent):
 
 
 def test_node_without_o2cb(agent, tmp_path):
-    """This host has no o2nm: probe 7, stop 0, start ERR_INSTALLED; bad lists refused."""
+    """This host has no o2nm: probe 7, stop 0, start ERR_INSTALLED; bad lists and a
+    keepalive not below the idle timeout refused (mutation: drop the check in validate)."""
     run = AgentRun(agent, str(tmp_path / "rsc"), "o2", "OCFS2Membership", nodes=NODES,
                    cluster_name="hasf")
     node1 = {"OCF_RESKEY_CRM_meta_on_node": "node1"}
@@ -36,6 +37,10 @@ def test_node_without_o2cb(agent, tmp_path):
         assert started.rc == 5 and "ocfs2_nodemanager" in started.reason, started
     bad = run("start", extra=node1, nodes="node1:10.0.0.1 node1:10.0.0.2 x:not-an-ip")
     assert bad.rc == 6 and "nodes=" in bad.reason
+    # o2net keeps its keepalive below its idle timeout: refused before anything is touched
+    slow = run("validate-all", extra=node1, idle_timeout_ms="2000", keepalive_delay_ms="2000")
+    assert slow.rc == 6 and "keepalive_delay_ms" in slow.reason, slow
+    assert run("validate-all", extra=node1, idle_timeout_ms="3000").rc == 0
     stranger = run("start", extra={"OCF_RESKEY_CRM_meta_on_node": "node9"})
     assert stranger.rc == 2 and "node9" in stranger.reason  # not in nodes: not here
 
