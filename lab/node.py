@@ -183,7 +183,7 @@ class Node:
             "tag": quoteattr(SHARE_TAG), "lan_mac": quoteattr(self.lan_mac),
             "peer": self.peer_port, "local": self.lan_port, "console": quoteattr(self.console),
             "netdev": quoteattr("user,id=hasfnet0,hostfwd=tcp:127.0.0.1:%d-:22" % self.ssh_port),
-            "nic": quoteattr("virtio-net-pci,netdev=hasfnet0,mac=%s" % self.mac)}
+            "nic": quoteattr("virtio-net-pci,netdev=hasfnet0,mac=%s,addr=0x10" % self.mac)}
         return DOMAIN_XML % values
 
     def _disk_argv(self):
