@@ -87,8 +87,10 @@ PACKAGES = (
     "qemu-system-x86",
     "python3-libvirt",
     "netcat-openbsd",
-    # fence_ipmilan: the ClusterLabs anchor of the lab's failover benchmark
+    # fence_ipmilan (and the ipmitool it runs): the ClusterLabs anchor of the lab's
+    # failover benchmark
     "fence-agents",
+    "ipmitool",
 )
 
 # command on the host -> Debian package providing it
