@@ -60,7 +60,12 @@ class CommandSpawnFailed(CommandError):
 
 
 class CommandTimeout(CommandError):
-    """The program did not finish within its share of the operation timeout."""
+    """The program did not finish within its share of the operation timeout.
+
+    `stderr_so_far` is what it had written to stderr before it was killed (for
+    parsing only, like Result.stderr: never shown unredacted)."""
+
+    stderr_so_far = ""
 
 
 class CommandFailed(CommandError):
@@ -147,7 +152,9 @@ def _timeout_error(argv, limit, exc):
                 "kernel, on dead storage?); abandoned" % (name, limit or 0))
     else:
         text = "%s did not finish within %.1fs and was killed" % (name, limit or 0)
-    return CommandTimeout(text, argv)
+    error = CommandTimeout(text, argv)
+    error.stderr_so_far = exc.partial[1].decode("utf-8", "replace")
+    return error
 
 
 def _check_argv(argv):

@@ -32,9 +32,12 @@ class SpawnTimeout(Exception):
     kernel, e.g. D state on a dead NFS or iSCSI disk): it was left behind, not
     waited for, so the caller still returns inside its limit."""
 
-    def __init__(self, abandoned=False):
+    def __init__(self, abandoned=False, partial=(b"", b"")):
         super().__init__("abandoned" if abandoned else "killed")
         self.abandoned = abandoned
+        #: (stdout, stderr) the child had written before it was killed: a caller may
+        #: need to know how far it got (ssh's record that a command left, ...)
+        self.partial = partial
 
 
 def _inherited_fds():
@@ -129,14 +132,14 @@ def spawn(path, argv, environ, data=None, limit=None, grace=1.0):
             raise SpawnTimeout()
         settled = True
         return os.waitstatus_to_exitcode(status), out, err
-    except SpawnTimeout:
+    except SpawnTimeout as exc:
         settled = True
         _, term_end, final_end = ends
         if term_end is None:  # no limit: the child closed its output but did not exit
             term_end = time.monotonic() + grace
             final_end = term_end + REAP_AFTER_KILL
         if kill_group(pid, term_end, final_end) is None:
-            raise SpawnTimeout(abandoned=True) from None
+            raise SpawnTimeout(abandoned=True, partial=exc.partial) from None
         raise
     finally:
         if not settled:  # an error of our own (or an interrupt): leave no child behind
@@ -169,7 +172,7 @@ def _communicate(out_r, err_r, in_w, data, end):
         while readers:
             wait = None if end is None else end - time.monotonic()
             if wait is not None and wait <= 0:
-                raise SpawnTimeout()
+                raise SpawnTimeout(partial=(b"".join(chunks[out_r]), b"".join(chunks[err_r])))
             for fd, _ in poller.poll(None if wait is None else wait * 1000):
                 if fd == in_w:
                     pending = _feed(in_w, pending)
