@@ -133,12 +133,6 @@ class LabSpec:
             self.bmc_ports = {n: 16230 + i + 1 for i, n in enumerate(self.nodes)}
 
 
-def read_spec(path=SPEC):
-    """(cluster name, node names, {node: BMC port}) from a lab spec."""
-    spec = LabSpec(path)
-    return spec.name, spec.nodes, spec.bmc_ports
-
-
 #: roles of a resource that is up (not Starting, Stopping, Migrating: pending operations)
 RUNNING_ROLES = ("Started", "Promoted", "Unpromoted", "Master", "Slave")
 
