@@ -63,6 +63,8 @@ CANNOT_VERIFY = ("software fencing over ssh cannot verify power: an unreachable 
 class DemoDevice(Device):
     """ssh fencing that counts only what it did itself (see the module docstring)."""
 
+    restarts_by_itself = True
+
     def __init__(self, opts, password, log, validate_only=False):
         self.log = log
         self.map = TargetMap.parse(opts.host_map)

@@ -11,6 +11,10 @@ fence-agents' `fence_action`, minus its weaknesses:
   or silence until the timeout are all failures (`PowerTimeout`).
 - `reboot` is a verified off followed by on.  If on fails after the verified
   off, the node *is* fenced: the failure is logged and the reboot succeeds.
+  A device whose reboot command restarts the machine by itself (the demo
+  device's sysrq reboot: software cannot switch a machine on) is done at the
+  verified off: waiting for the node to come back would hold the cluster's
+  recovery until the fenced node rejoins.
   There is no "power cycle" path: a cycle command cannot be verified.
 - `on` is verified the same way and retried `retry_on` times.
 - `delay` (fixed) and `random_delay` (uniform 0..N s) run before off and
@@ -34,6 +38,10 @@ class Device:
     #: True when the device fences exactly one machine (IPMI BMC): targets are
     #: not addressable, the engine still passes the node name through.
     single_target = False
+
+    #: True when the reboot request restarts the machine by itself and there
+    #: is nothing to switch on: the engine's reboot ends at the verified off.
+    restarts_by_itself = False
 
     def status(self, target, deadline):
         """ON or OFF (anything else: raise StatusUnknown)."""
@@ -178,6 +186,9 @@ class Engine:
         """Verified off, then on; a failed on after a verified off still fenced the node."""
         self._run_delay()
         self.off(target, reboot=True)
+        if self.device.restarts_by_itself:
+            self.log.info("%s was verified off; it restarts by itself (not waited for)" % target)
+            return "rebooted"
         try:
             self.on(target, attempts=max(1, self.retry_on))
         except FenceError as exc:

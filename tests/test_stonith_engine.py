@@ -146,6 +146,21 @@ def test_reboot_fails_when_off_is_not_verified():
     assert dev.requests == ["off"]          # never on without a verified off
 
 
+def test_reboot_of_a_device_that_restarts_by_itself_ends_at_the_verified_off():
+    """Mutation: drop the restarts_by_itself branch in Engine.reboot -> "on" is requested
+    and the result is "off; power on failed" after power_timeout."""
+    class SelfRestarting(FakeDevice):
+        restarts_by_itself = True
+    dev = SelfRestarting(lag=2, fail_on=True)
+    eng, clock = engine(dev, power_timeout=10)
+    assert eng.reboot("t1") == "rebooted"
+    assert dev.requests == ["off"] and clock.now < 10
+    lie = SelfRestarting(lie=True)
+    eng, _ = engine(lie, power_timeout=2)
+    with pytest.raises(PowerTimeout):          # still never without a verified off
+        eng.reboot("t1")
+
+
 def test_on_retries():
     dev = FakeDevice(state=OFF, fail_on=True)
     eng, _ = engine(dev, retry_on=2)
