@@ -420,6 +420,21 @@ class Cluster(Service):
         except NodeError as exc:
             return str(exc)
 
+    def failures(self, name):
+        """What failed on a node and why: crm_mon's failed actions (with their exit
+        reasons) and the agents' own error lines from pacemaker.log (fenced and execd log
+        an agent's stderr there)."""
+        out = []
+        for argv in (["crm_mon", "-1", "--show-detail", "--include=failures"],
+                     ["grep", "-E", "-e", "stderr|exit-reason|error:", "-m", "40",
+                      "/var/log/pacemaker/pacemaker.log"]):
+            try:
+                out.append(self.nodes[name].ssh(argv, timeout=20).stdout)
+            except NodeError as exc:
+                out.append(str(exc))
+        return "\n".join(out)
+
     def diagnostics(self):
-        return "\n".join(self.nodes[n].diagnostics() + "\n" + self.node_logs(n)
-                         for n in self.names)
+        return "\n".join("%s\n%s\n-- %s failures:\n%s" % (
+            self.nodes[n].diagnostics(), self.node_logs(n), n, self.failures(n))
+            for n in self.names)
