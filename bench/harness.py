@@ -57,6 +57,20 @@ def measure(label, argv, env=None, runs=20, warmup=3, stdin=None, setup=None):
     return Stats(label, walls, cpus, rcs)
 
 
+def interleaved(ours, anchor, runs=40, warmup=3):
+    """Two commands measured in alternation, each given as (label, argv, env, stdin):
+    load that drifts during the run (a busy machine) falls on both alike.  Returns
+    (Stats of ours, Stats of anchor)."""
+    samples = ([], [], []), ([], [], [])
+    for round_ in range(warmup + runs):
+        for (_label, argv, env, stdin), sample in zip((ours, anchor), samples):
+            wall, cpu, rc = run_once(argv, env, stdin)
+            if round_ >= warmup:
+                for values, value in zip(sample, (wall, cpu, rc)):
+                    values.append(value)
+    return tuple(Stats(spec[0], *sample) for spec, sample in zip((ours, anchor), samples))
+
+
 def timed(label, func, runs=5):
     """Median wall time of calling func() (for in-process or multi-step work)."""
     walls = []
