@@ -75,6 +75,15 @@ def run_step(title, func):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    crashtest.interruptible()
+    try:
+        return _run(argv)
+    except KeyboardInterrupt as exc:
+        print("demo interrupted (%s); the lab was stopped" % (exc or "SIGINT"), file=sys.stderr)
+        return 130
+
+
+def _run(argv):
     results = [run_step("Step Seven: crash test on a two-node cluster (kill node1's stack, fence_hasf_ipmi, "
                         "vm1 fails over, node1 rejoins, vm1 migrates back)", crash_test)]
     if "--crash-only" not in argv:

@@ -8,6 +8,9 @@ docstring names the mutation that makes it fail.
 """
 
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -59,6 +62,7 @@ def judge():
     judge.violations, judge.fenced, judge.say = [], {}, lambda message: None
     judge._pids = {}
     judge._both_seen, judge._t0 = None, time.monotonic()
+    judge._unknown_since, judge.blind = {}, []
     return judge
 
 
@@ -171,6 +175,66 @@ def test_stale_sampler_is_unknown_not_stopped():
 
 
 @pytest.mark.slow
+def test_a_powered_node_unsampled_too_long_is_reported(monkeypatch):
+    """Unknown is no evidence either way, so a long unknown stretch means the invariants
+    were not checked: reported, and a short one (a boot) is not.  Mutation: drop the
+    _track_unknown call in Invariants.tick -- nothing is reported."""
+    monkeypatch.setattr(inv, "BLIND_LIMIT_S", 0.3)
+    j = judge()
+    j.witnesses["node2"].report()
+    j.tick()                                  # node1 powered, never sampled: unknown
+    time.sleep(0.1)
+    j.witnesses["node1"].report()
+    j.witnesses["node2"].report()
+    j.tick()                                  # back after 0.1 s: a boot, not blind
+    assert j.blind == []
+    j.witnesses["node1"].latest["at"] -= 10   # silent from now on
+    j.tick()
+    time.sleep(0.4)
+    j.witnesses["node2"].report()
+    j.tick()
+    j.cluster.bmcs["node1"].alive = False    # then powered off: the stretch ends
+    j.tick()
+    assert len(j.blind) == 1 and j.blind[0].startswith("node1 had power"), j.blind
+    assert j.violations == []
+
+
+RUN_THAT_WAITS = """
+import sys, time
+from lab import crashtest
+def run(*args, **kwargs):
+    open(sys.argv[1] + ".started", "w").close()
+    try:
+        time.sleep(60)
+    finally:
+        open(sys.argv[1] + ".stopped", "w").close()   # what Cluster.__exit__ would do
+crashtest.run = run
+sys.exit(crashtest.main(["--cycles", "1"]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_crash_test_stops_its_lab_on_sigint_and_sigterm(tmp_path, sig):
+    """Started in the background (SIGINT ignored, as a non-interactive shell hands it
+    down) or sent SIGTERM, `make crash-test` still unwinds through the cluster's clean-up.
+    Mutation: drop the interruptible() call in crashtest.main -- SIGINT is ignored (the
+    run goes on) and SIGTERM kills it without running the clean-up."""
+    mark = str(tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-c", RUN_THAT_WAITS, mark], cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(mark + ".started") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, err)
+    assert os.path.exists(mark + ".stopped")
+
+
 def test_san_disk_volumes_are_clean_and_a_broken_one_is_not(tmp_path):
     """Real mkfs.ocfs2/sfdisk/fsck.ocfs2 on the host.  Mutation: check() reports every
     volume clean -- the zeroed superblock passes."""
