@@ -57,7 +57,7 @@ def destination(kind, name, args):
 def install_launchers(args):
     # --site-path: the package's own site directories, named by the packager (an RPM's
     # %python3_sitelib/%python3_sitearch); else what PYTHON says on this machine.
-    paths = list(args.extra_path) + (args.site_path or site_paths(args.python))
+    paths = list(dict.fromkeys(list(args.extra_path) + (args.site_path or site_paths(args.python))))
     for kind, name, module, function in read_manifest(Path(args.manifest)):
         if args.kinds and kind not in args.kinds:
             continue
