@@ -336,6 +336,9 @@ def valid_configs(tmp):
     }
 
 
+# resource-agents' and fence-agents' schemas of meta-data (what pcs and crmsh read)
+OCF_RNG = "/usr/share/resource-agents/metadata.rng"
+FENCE_RNG = "/usr/share/cluster/relaxng/metadata.rng"
 FENCE_VALID = {"ipmi": "ip=192.0.2.1\nusername=admin\npassword=secret\n",
                "libvirt": "uri=test:///default\nplug=test\n",
                "demo": "host_map=node1:192.0.2.1\n"}
@@ -346,14 +349,15 @@ def test_every_installed_executable_runs_from_the_root(built, installed, tmp_pat
     fence agent, getconfignames/getinfo-xml of every glue plugin (and status of the libvirt
     one against libvirt's test:/// driver), hasf-cib verify -- run
     at the installed paths with the installed package; each launcher names the flavour's
-    interpreter and the package's sitelib.  Mutation: the spec's --site-path
+    interpreter and the package's sitelib; meta-data is valid for resource-agents' and
+    fence-agents' schemas.  Mutation: the spec's --site-path
     %{hasf_sitearch} dropped -> VirtualMachine cannot import libvirt, hasf-cib not lxml."""
     root, rpm, installing = installed
     assert installing.returncode == 0, installing.stderr
     tmp = str(tmp_path)
     os.chmod(tmp, 0o755)
     configs = valid_configs(tmp)
-    commands, expect = [], []
+    commands, expect, schemas = [], [], []
     for kind, name in manifest():
         path = place(kind, name)
         if kind == "glue" and not DISTROS[built.distro][3]:
@@ -367,29 +371,38 @@ def test_every_installed_executable_runs_from_the_root(built, installed, tmp_pat
             commands += [{"argv": [path, "meta-data"], "env": ocf_env()},
                          {"argv": [path, "validate-all"], "env": ocf_env(**configs[name])}]
             expect += ['<resource-agent name="%s"' % name, ""]
+            schemas += [OCF_RNG, None]
         elif kind == "fence":
             commands += [{"argv": [path, "-o", "metadata"], "env": ocf_env()},
                          {"argv": [path], "env": ocf_env(),
                           "stdin": "action=validate-all\n" + FENCE_VALID[name]}]
             expect += ['<resource-agent name="fence_hasf_%s"' % name, "Configuration is valid"]
+            schemas += [FENCE_RNG, None]
         elif kind == "glue":
             commands += [{"argv": [path, "getconfignames"], "env": ocf_env()},
                          {"argv": [path, "getinfo-xml"], "env": ocf_env()}]
             expect += ["password", "<parameters>"]
+            schemas += [None, None]
             if name == "libvirt":  # the one device that has something to talk to here
                 env = dict(ocf_env(), hypervisor_uri="test:///default", hostlist="test")
                 commands.append({"argv": [path, "status"], "env": env})
                 expect.append("")
+                schemas.append(None)
         else:
             example = SITELIB + "/hasf/cib/examples/hasf-demo.toml"
             commands += [{"argv": [path, "verify", example], "env": ocf_env()}]
             expect += ["ok   crm_verify"]
+            schemas.append(None)
     results = in_root(root, commands)
     assert len(results) == len(commands)
-    for command, result, needle in zip(commands, results, expect):
+    for command, result, needle, schema in zip(commands, results, expect, schemas):
         assert result["rc"] == 0, (command["argv"], result)
         assert needle in result["stdout"], (command["argv"], result["stdout"][:500])
         assert "Traceback" not in result["stderr"], result["stderr"]
+        if schema:
+            valid = run(["xmllint", "--noout", "--relaxng", schema, "-"], input=result["stdout"],
+                        timeout=60)
+            assert valid.returncode == 0, (command["argv"], valid.stderr)
 
 
 def test_srpm_rebuilds_the_same_packages(built, tmp_path):
