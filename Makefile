@@ -18,7 +18,7 @@ CYCLES ?= 1
 REPORT ?= crash-test.json
 FENCE ?= ipmi
 
-.PHONY: all deps venv install lint test bench demo crash-test fresh-ci clean
+.PHONY: all deps venv install lint test test-fast bench demo crash-test fresh-ci clean
 
 all: venv
 
@@ -52,6 +52,11 @@ lint: venv
 
 test: venv lint
 	$(VPY) -m pytest -ra --durations=15 $(PYTEST_ARGS)
+
+# The fast tier (tests/conftest.py FAST_MODULES): no guests, no Pacemaker daemons, no
+# libvirtd.  For iterating, and what the RPM's %check runs.  `make test` is the whole suite.
+test-fast: venv
+	$(VPY) -m pytest -q -m fast --durations=5 $(PYTEST_ARGS)
 
 bench: venv
 	$(VPY) bench/run.py

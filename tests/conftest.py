@@ -6,6 +6,30 @@ import pytest
 
 from testagents import install_test_agent
 
+# The fast tier: `make test-fast` and the RPM's %check run `pytest -m fast`.  It is kept
+# here, in one list: the test modules that need no guest, no Pacemaker daemons, no
+# libvirtd (libvirt's in-process test:/// driver is fine), no simulator or sshd, no loop
+# devices, FUSE or namespaces -- only this checkout, Python and offline tools (crm_verify,
+# crm_simulate, xmllint, ocf-tester) -- and no interpreter that imports hasf by itself:
+# %check has the package in the build root only.  (test_install, test_stonith_helpers and
+# test_stonith_secrets exec launchers of such an interpreter: `make test` runs them.)
+# A test in one of these modules that carries one of NOT_FAST still stays out.
+FAST_MODULES = frozenset({
+    "test_bounded", "test_cib_agents", "test_cib_build", "test_cib_hostile", "test_cib_legacy",
+    "test_cib_pacemaker", "test_cib_spec", "test_cib_toml", "test_cib_unverified",
+    "test_ocf_framework", "test_ocf_helpers", "test_ocf_log", "test_ocf_metadata",
+    "test_ocf_tester", "test_runner", "test_runner_redaction", "test_stonith_engine",
+    "test_vm_logic",
+})
+NOT_FAST = ("slow", "pacemaker", "libvirt")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the fast tier (see FAST_MODULES)."""
+    for item in items:
+        if item.path.stem in FAST_MODULES and not any(item.get_closest_marker(m) for m in NOT_FAST):
+            item.add_marker(pytest.mark.fast)
+
 
 @pytest.fixture
 def rsctmp(tmp_path):

@@ -114,3 +114,74 @@ def test_launchers_of_debians_python_find_distribution_packages(tmp_path):
     probe = subprocess.run([python, "-I", "-S", "-c", "import sys\n%s\nimport pip" % paths_line],
                            capture_output=True, text=True, timeout=30)
     assert probe.returncode == 0, probe.stderr
+
+
+BASE_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="module")
+def plain_venv(tmp_path_factory):
+    """A plain `python3 -m venv`: pip and setuptools, no wheel (the case of issue 14)."""
+    venv = tmp_path_factory.mktemp("plain") / "venv"
+    subprocess.run([BASE_PYTHON, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    assert subprocess.run([python, "-c", "import wheel"], capture_output=True,
+                          timeout=60).returncode != 0, "this venv has wheel: not the case"
+    return python
+
+
+def venv_purelib(python):
+    return subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def test_a_plain_venv_installs(plain_venv, tmp_path):
+    """make install PYTHON=<plain venv>: the wheel is built by an interpreter that can build
+    one (here BASE_PYTHON, Debian's, with python3-wheel), the venv's pip installs it.
+    Mutation: install_library's wheel_builder(args.python) replaced by args.python ->
+    "invalid command 'bdist_wheel'" and rc != 0."""
+    result = subprocess.run(["make", "-C", REPO, "install", "DESTDIR=%s" % tmp_path,
+                             "PYTHON=%s" % plain_venv, "BASE_PYTHON=%s" % BASE_PYTHON],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    site = str(tmp_path) + venv_purelib(plain_venv)
+    assert os.path.isfile(os.path.join(site, "hasf", "agents", "virtual_machine.py"))
+    launcher = (tmp_path / "usr/sbin/fence_hasf_demo").read_text()
+    assert launcher.startswith("#!%s -IS\n" % plain_venv)
+    probe = subprocess.run([plain_venv, "-I", "-c", "import sys; sys.path.insert(0, %r); "
+                            "from hasf.stonith import demo; print(demo.__file__)" % site],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0 and probe.stdout.startswith(site), probe.stderr
+
+
+def one_line_error(result):
+    """The installer's own stderr lines (make adds its `make: *** ...` line)."""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith(("make: ", "make["))]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_no_interpreter_that_can_build_a_wheel_is_one_line(plain_venv, tmp_path):
+    """Both PYTHON and the interpreter running install.py lack wheel: one line that says
+    what is missing, not pip's output.  Mutation: wheel_builder returns python without
+    the check -> pip's "invalid command 'bdist_wheel'" output, many lines."""
+    result = subprocess.run(["make", "-s", "-C", REPO, "install", "DESTDIR=%s" % tmp_path,
+                             "PYTHON=%s" % plain_venv, "BASE_PYTHON=%s" % plain_venv],
+                            capture_output=True, text=True, timeout=600)
+    line = one_line_error(result)
+    assert "cannot build hasf's wheel" in line and "wheel" in line.split(":", 2)[2], line
+
+
+def test_an_interpreter_without_pip_is_one_line(tmp_path):
+    """`python3 -m venv --without-pip`: one line naming what is missing.  Mutation: the
+    pip probe in install_library removed -> "No module named pip" from pip's run, rc 1,
+    after a wheel was built (several lines)."""
+    venv = tmp_path / "nopip"
+    subprocess.run([BASE_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=300)
+    result = subprocess.run(["make", "-s", "-C", REPO, "install", "DESTDIR=%s" % (tmp_path / "r"),
+                             "PYTHON=%s" % (venv / "bin" / "python")],
+                            capture_output=True, text=True, timeout=600)
+    line = one_line_error(result)
+    assert "has no pip" in line and str(venv) in line, line

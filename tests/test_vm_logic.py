@@ -314,10 +314,11 @@ def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
 
     Run like an installed agent (-I -S, no site, no editable-install finder):
     hasf from the checkout, hasf.agents through a symlink, libvirtmod from
-    this interpreter's site-packages.
+    where this interpreter finds it (a venv's site-packages, or a distribution's
+    python3-libvirt outside purelib/platlib, as in the RPM's %check).
     """
+    import importlib.util
     import sys
-    import sysconfig
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.symlink(os.path.join(repo, "agents"), str(tmp_path / "agents"))
@@ -330,7 +331,8 @@ def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
             "rc = main.run(V, ['x', 'monitor'], env, io.StringIO(), io.StringIO()); "
             "print(int(rc), sorted(m for m in ('libvirt', 'lxml', 're', 'typing', 'threading', "
             "'subprocess', 'psutil', 'libvirtmod', 'json') if m in set(sys.modules) - before))"
-            % (repo, sysconfig.get_path("platlib"), str(tmp_path), str(tmp_path)))
+            % (repo, os.path.dirname(importlib.util.find_spec("libvirtmod").origin),
+               str(tmp_path), str(tmp_path)))
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, timeout=30)
     assert out.stdout.strip() == "7 ['libvirtmod']", out.stderr
