@@ -54,7 +54,8 @@ def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
     """A node appended to `nodes` is added online by reload-agent (o2cb can add, not remove);
     a post-start notification for a node missing from o2nm adds it, one missing from
     `nodes` is reported; a conflicting change is refused; a node dropped from `nodes` stays
-    registered with a warning; stop unregisters."""
+    registered with a warning; stop unregisters.  Mutation: no warning for a dropped node in
+    OCFS2Membership.reload_agent -> fails."""
     from lab.guest import Guest
 
     one = "node1:10.0.2.15"   # the guest's user-mode network address: o2net listens on it
