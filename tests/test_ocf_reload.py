@@ -29,7 +29,8 @@ EXPECTED_RELOADABLE = {
                        "migration_tunnelled", "migration_options", "migration_speed",
                        "migration_downtime", "autoset_utilization_cpu",
                        "autoset_utilization_hv_memory", "autoset_utilization_host_memory"},
-    "iSCSITarget": None, "iSCSILogicalUnit": None, "iscsi": None,
+    "iscsi": {"try_recovery", "udev", "iscsiadm"},
+    "iSCSITarget": None, "iSCSILogicalUnit": None,
 }
 
 
@@ -249,3 +250,18 @@ def test_virtual_machine_reload_keeps_the_domain_running(agent_path, system_libv
         assert gone.rc == 1 and "not running here" in gone.reason, gone
     finally:
         run("stop", force_stop="true")
+
+
+# --- iscsi (initiator): reload-agent needs its session ----------------------------------------
+def test_iscsi_reload_without_a_session_fails(hasf_agent, tmp_path):
+    """This host has no iSCSI sessions (tests/test_iscsi_initiator.py): a reload is refused
+    rather than reporting a session that is not there.  The reload of a logged-in session
+    runs in a guest (lab/storage_path.py, tests/test_iscsi_guest.py).  Mutation: `return
+    None` at the top of ISCSIInitiator.reload_agent -> rc 0."""
+    from lab.ocfrun import AgentRun
+
+    run = AgentRun(hasf_agent("iscsi", "hasf.agents.iscsi_initiator"), str(tmp_path / "rsc"),
+                   "initiator", "iscsi", portal="127.0.0.1",
+                   target="iqn.2026-12.org.hasf.test:san", iscsiadm="/bin/true")
+    result = run("reload-agent", try_recovery="true")
+    assert result.rc == 1 and "no logged-in session" in result.reason, result

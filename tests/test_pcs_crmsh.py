@@ -137,7 +137,7 @@ def test_crm_ra_info(host, name):
             assert re.search(r"^%s\*? \(" % re.escape(param), out, re.M), (param, out)
         defaults = out.split("Operations' defaults")[1]
         assert re.search(r"^ +start +timeout=", defaults, re.M), out
-        reloads = agent in ("VirtualMachine", "Filesystem", "OCFS2Membership")
+        reloads = agent in ("VirtualMachine", "Filesystem", "OCFS2Membership", "iscsi")
         assert bool(re.search(r"^ +reload-agent +timeout=", defaults, re.M)) == reloads, out
     else:
         assert re.search(r"^(plug|port)\b", out, re.M), out
