@@ -217,6 +217,7 @@ def test_filesystem_reload_keeps_the_mount_and_fails_when_it_is_gone(hasf_agent,
 
 
 # --- VirtualMachine: reload-agent against a real qemu domain ------------------------------
+@pytest.mark.libvirt
 def test_virtual_machine_reload_keeps_the_domain_running(agent_path, system_libvirtd,  # noqa: F811
                                                          domains, tmp_path):  # noqa: F811
     """monitor_scripts and the stop/migration parameters change on a running domain: the

@@ -27,6 +27,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)"),
     pytest.mark.skipif(not (shutil.which("pcs") and shutil.which("crm")),
                        reason="pcs and crmsh not installed (packaging/debian-packages.txt)"),
