@@ -106,8 +106,11 @@ class Filesystem(RememberingAgent):
                ocf.Action("monitor", 40, interval=20, depth=0),
                ocf.Action("monitor", 40, interval=60, depth=10),
                ocf.Action("monitor", 60, interval=120, depth=20),
-               ocf.Action("validate-all", 10))
+               ocf.Action("reload-agent", 20), ocf.Action("validate-all", 10))
     check_levels = (0, 10, 20)
+    #: read only by the operation that uses them (monitor, stop, start): a change needs no
+    #: unmount -- which, for a store under running VMs, would stop every one of them
+    reloadable = ("statusfile_prefix", "fast_stop", "force_unmount", "run_fsck")
 
     # --- validation ---------------------------------------------------------------------
     def validate(self):
@@ -298,6 +301,20 @@ class Filesystem(RememberingAgent):
         if not result.ok:
             raise ocf.GenericError("%s failed: %s" % (what, result.summary()))
         return result
+
+    # --- reload-agent -------------------------------------------------------------------
+    def reload_agent(self):
+        """Only `reloadable` parameters changed, and each is read by the operation that uses
+        it: nothing to unmount.  The mount must still be ours -- a reload that succeeded on
+        a filesystem gone from under it would hide that from Pacemaker."""
+        device, directory = self.identity()
+        number, canonical = self._place(device, directory)
+        if self._ours(device, number, canonical) is None:
+            raise ocf.GenericError("%s is not mounted on %s: nothing to reload"
+                                   % (device, directory))
+        self.log.info("reloaded on %s: %s" % (canonical, " ".join(
+            "%s=%s" % (name, getattr(self.params, name)) for name in self.reloadable)))
+        return None
 
     # --- start --------------------------------------------------------------------------
     def start(self):

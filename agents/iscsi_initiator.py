@@ -78,7 +78,11 @@ class ISCSIInitiator(ocf.ResourceAgent):
                                "kernel to log in again."),
     )
     actions = (ocf.Action("start", 120), ocf.Action("stop", 120),
-               ocf.Action("monitor", 30, interval=120, depth=0), ocf.Action("validate-all", 10))
+               ocf.Action("monitor", 30, interval=120, depth=0), ocf.Action("reload-agent", 30),
+               ocf.Action("validate-all", 10))
+    #: read only by the operation that uses them (monitor; start; every call of iscsiadm):
+    #: a change needs no logout -- which would take every filesystem on the LUNs down
+    reloadable = ("try_recovery", "udev", "iscsiadm")
 
     @property
     def portal(self):
@@ -129,6 +133,17 @@ class ISCSIInitiator(ocf.ResourceAgent):
     def _logged_in(self):
         found = self._found()
         return found if any(s.logged_in for s in found) else None
+
+    # --- reload-agent -------------------------------------------------------------------
+    def reload_agent(self):
+        """Only `reloadable` parameters changed: nothing to log out or in.  The session must
+        still be logged in -- a reload that succeeded without one would hide that."""
+        if not self._logged_in():
+            raise ocf.GenericError("no logged-in session to %s at %s: nothing to reload"
+                                   % (self.params.target, self.portal))
+        self.log.info("reloaded: %s" % " ".join(
+            "%s=%s" % (name, getattr(self.params, name)) for name in self.reloadable))
+        return None
 
     # --- start --------------------------------------------------------------------------
     def start(self):

@@ -35,7 +35,7 @@ domain is OCF_DEGRADED (running, needs attention), not "running" silently.
 import os
 
 from hasf import ocf
-from hasf.agents.vm_params import _MIGRATION_OPTIONS, ACTIONS, PARAMETERS  # noqa: F401
+from hasf.agents.vm_params import _MIGRATION_OPTIONS, ACTIONS, PARAMETERS, RELOADABLE  # noqa: F401
 from hasf.agents.vm_stop import Stopping
 from hasf.agents.vm_stop import closing as _closing
 from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled
@@ -57,6 +57,7 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         "For live migration set the meta attribute allow-migrate=true.")
     parameters = PARAMETERS
     actions = ACTIONS
+    reloadable = RELOADABLE
     check_levels = (0, 10)
 
     def __init__(self, *args):
@@ -406,6 +407,22 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
                     self.log.warning("setting utilization %s: %s" % (attr, result.summary()))
             except CommandError as exc:
                 self.log.warning("setting utilization %s: %s" % (attr, exc.message))
+
+    # --- reload-agent -------------------------------------------------------------------
+    @_closing
+    def reload_agent(self):
+        """Only RELOADABLE parameters changed: the next monitor, stop or migration reads
+        them; utilization now asked for is set now.  The domain must be running here."""
+        ident = self.identity()
+        if ident is None:
+            raise GenericError("no config, name or record tells which domain to reload")
+        hv = self.hypervisor()
+        dom = hv.lookup(ident.name)
+        if dom is None or not hv.is_active(dom):
+            raise GenericError("domain %s is not running here: nothing to reload" % ident.name)
+        self._set_utilization(hv, dom)
+        self.log.info("domain %s: parameters reloaded, nothing restarted" % ident.name)
+        return None
 
     # --- live migration -----------------------------------------------------------------
     @_closing

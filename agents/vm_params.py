@@ -213,5 +213,20 @@ ACTIONS = (
     ocf.Action("status", 30, interval=10, depth=0),
     ocf.Action("monitor", 30, interval=10, depth=0),
     ocf.Action("migrate_to", 120), ocf.Action("migrate_from", 60),
-    ocf.Action("validate-all", 30),
+    ocf.Action("reload-agent", 30), ocf.Action("validate-all", 30),
+)
+
+#: Parameters a running domain takes without a restart (reload-agent): each is read only by
+#: the operation that uses it -- monitor, stop, migrate_to -- and the utilization asked for
+#: is set by the reload itself.  Restarting the VM to apply them would be the outage they
+#: are meant to avoid.
+RELOADABLE = (
+    "monitor_scripts", "guest_agent_check",
+    "force_stop", "shutdown_mode", "shutdown_timeout_share", "save_config_on_stop",
+    "stop_without_libvirtd",
+    "migration_transport", "migration_user", "migration_network_suffix", "remoteuri",
+    "migrateuri", "migrateport", "migration_peer2peer", "migration_tunnelled",
+    "migration_options", "migration_speed", "migration_downtime",
+    "autoset_utilization_cpu", "autoset_utilization_hv_memory",
+    "autoset_utilization_host_memory",
 )

@@ -25,7 +25,8 @@ from %s import main
 sys.exit(main())
 """
 #: step -> the exit status it must have
-EXPECTED = {"iscsid": 0, "probe": 7, "discovery": 1, "start": 0, "monitor": 0, "sessions": 0,
+EXPECTED = {"iscsid": 0, "probe": 7, "discovery": 1, "start": 0, "monitor": 0, "reload": 0,
+            "sessions": 0,
             "fs-probe": 7, "fs-start": 0, "fs-monitor20": 0, "write": 0, "busy-stop": 1,
             "fs-stop": 0, "dm-create": 0, "dm-mount": 0, "dm-busy-stop": 1, "dm-umount": 0,
             "stop": 0, "dm-remove": 0, "after": 7}
@@ -62,6 +63,7 @@ class Outcome:
         return (self.codes == EXPECTED and "written-by-node1" in self.listing
                 and not self.sessions_left and self.host_stops == (0, 0)
                 and "set discovery_type=static" in self.steps["discovery"].stderr
+                and "reloaded: try_recovery=True" in self.steps["reload"].stderr
                 and "mounted on /mnt/store" in self.steps["busy-stop"].stderr
                 and "held by dm-" in self.steps["dm-busy-stop"].stderr
                 and "nobody has open" in self.steps["stop"].stderr)
@@ -121,6 +123,8 @@ def _guest_steps(guest, hasf_lib, portal):
         ("discovery", ocf(iscsi, "start", **init)),        # tgtd announces 127.0.0.1
         ("start", ocf(iscsi, "start", discovery_type="static", **init)),
         ("monitor", ocf(iscsi, "monitor", 120000, **init)),
+        # OCF 1.1 reload of the monitor/start parameters: the session stays (sessions below)
+        ("reload", ocf(iscsi, "reload-agent", try_recovery="true", **init)),
         ("sessions", ["iscsiadm", "-m", "session"]),
         ("fs-probe", ocf(fs, "monitor", **store)),
         ("fs-start", ocf(fs, "start", **store)),

@@ -12,8 +12,11 @@ node, before that node's OCFS2 Filesystem clones mount.
   every node, mark this node local (o2net starts listening);
 - notify (post-start): nodes whose instances started and are missing here
   are added, so a node that joins is known to o2net before it mounts;
-  reload adds nodes appended to `nodes` without a restart (o2cb can
-  add nodes online, not remove them);
+  reload-agent (OCF 1.1: Pacemaker calls it when only `nodes` changed,
+  instead of restarting the clone and every OCFS2 store ordered after it)
+  adds nodes appended to `nodes` (o2cb can add nodes online, not remove
+  them: a node dropped from the list stays registered, with a warning; one
+  renumbered or readdressed fails the reload);
 - stop: refused while an OCFS2 volume is mounted here (stop the Filesystem
   clones first -- ordering does that); then o2net is stopped and the cluster
   unregistered;
@@ -103,7 +106,7 @@ class OCFS2Membership(ocf.ResourceAgent):
     )
     actions = (ocf.Action("start", 60), ocf.Action("stop", 60),
                ocf.Action("monitor", 30, interval=20, depth=0), ocf.Action("notify", 30),
-               ocf.Action("reload", 30), ocf.Action("validate-all", 10))
+               ocf.Action("reload-agent", 30), ocf.Action("validate-all", 10))
 
     @property
     def o2nm(self):
@@ -174,7 +177,15 @@ class OCFS2Membership(ocf.ResourceAgent):
             return None
         return self._add_missing(note.start_unames)
 
-    def reload(self):
+    def reload_agent(self):
+        """`nodes` changed: register the new ones; nothing is restarted."""
+        cluster, o2nm = self.params.cluster_name, self.o2nm
+        if o2nm.available and cluster in o2nm.clusters():
+            dropped = sorted(set(o2nm.nodes(cluster)) - {n.name for n in self.members})
+            if dropped:
+                self.log.warning("%s no longer in nodes but still registered in o2cb cluster "
+                                 "%s: o2cb cannot remove a node online (a restart of the "
+                                 "clone does)" % (", ".join(dropped), cluster))
         return self._add_missing({n.name for n in self.members})
 
     def _add_missing(self, names):

@@ -19,3 +19,5 @@ def test_ocf_tester_passes(test_agent):
     for check in ("Checking for migrate_to action", "Checking for reload action"):
         assert check in result.stdout
     assert "does not support the migrate" not in result.stdout
+    # OCF 1.1: HasfTest reloads by reload-agent; the legacy reload is (rightly) not there
+    assert "does not support the reload action" in result.stdout

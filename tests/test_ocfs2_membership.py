@@ -51,9 +51,11 @@ def test_two_nodes_mount_one_ocfs2_volume(guest_image, tmp_path):
 
 
 def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
-    """A node appended to `nodes` is added online by reload (o2cb can add, not remove);
+    """A node appended to `nodes` is added online by reload-agent (o2cb can add, not remove);
     a post-start notification for a node missing from o2nm adds it, one missing from
-    `nodes` is reported; a conflicting change is refused; stop unregisters."""
+    `nodes` is reported; a conflicting change is refused; a node dropped from `nodes` stays
+    registered with a warning; stop unregisters.  Mutation: no warning for a dropped node in
+    OCFS2Membership.reload_agent -> fails."""
     from lab.guest import Guest
 
     one = "node1:10.0.2.15"   # the guest's user-mode network address: o2net listens on it
@@ -71,10 +73,11 @@ def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
         steps = [
             ("start", ocf(agent, "start", nodes=one, **base)), ("ls1", listing),
             ("notify-unknown", ocf(agent, "notify", nodes=one, **post_start)), ("ls2", listing),
-            ("reload", ocf(agent, "reload", nodes=two, **base)), ("ls3", listing),
+            ("reload", ocf(agent, "reload-agent", nodes=two, **base)), ("ls3", listing),
             ("notify-known", ocf(agent, "notify", nodes=two, **post_start)),
-            ("conflict", ocf(agent, "reload", nodes=one + " node2:10.0.2.98", **base)),
+            ("conflict", ocf(agent, "reload-agent", nodes=one + " node2:10.0.2.98", **base)),
             ("num2", ["cat", "/sys/kernel/config/cluster/hasf/node/node2/num"]),
+            ("shrink", ocf(agent, "reload-agent", nodes=one, **base)), ("ls4", listing),
             ("stop", ocf(agent, "stop", nodes=two, **base)),
             ("gone", ["ls", "/sys/kernel/config/cluster"]),
         ]
@@ -82,11 +85,14 @@ def test_nodes_join_by_reload_and_notify(guest_image, tmp_path):
     got = {name: r for (name, _), r in zip(steps, results)}
     codes = {n: r.returncode for n, r in got.items()}
     assert codes == {"start": 0, "ls1": 0, "notify-unknown": 0, "ls2": 0, "reload": 0,
-                     "ls3": 0, "notify-known": 0, "conflict": 1, "num2": 0, "stop": 0,
-                     "gone": 0}, {n: r.stderr[-500:] for n, r in got.items()}
+                     "ls3": 0, "notify-known": 0, "conflict": 1, "num2": 0, "shrink": 0,
+                     "ls4": 0, "stop": 0, "gone": 0}, {n: r.stderr[-500:] for n, r in got.items()}
     assert got["ls1"].stdout.split() == got["ls2"].stdout.split() == ["node1"]
     assert "node2 started but is not in nodes" in got["notify-unknown"].stderr
     assert got["ls3"].stdout.split() == ["node1", "node2"]
     assert "registered as" in got["conflict"].stderr
     assert got["num2"].stdout.strip() == "1"
+    # dropped from nodes: o2cb cannot remove it online; kept, and the log says so
+    assert "node2 no longer in nodes but still registered" in got["shrink"].stderr
+    assert got["ls4"].stdout.split() == ["node1", "node2"]
     assert got["gone"].stdout.split() == []

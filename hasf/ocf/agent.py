@@ -6,9 +6,16 @@ action dispatch and usage text are all derived from that declaration.
 Handlers are methods named after the OCF action (`migrate_to`, `validate`
 for validate-all's own checks); they return None for success or an OCFExit,
 and raise hasf.ocf.errors for failures.
+
+The two lists an agent keeps -- the actions it advertises and the handlers it
+implements -- are checked against each other when the class is defined
+(hasf.ocf.declaration): an advertised action Pacemaker would call into
+nothing, or a handler nothing advertises (Pacemaker never calls it), is a
+DeclarationError at import, not a surprise in a cluster.
 """
 
 from hasf.ocf.actions import Action
+from hasf.ocf.declaration import check_declaration
 
 #: OCF actions and the method each one calls ("meta-data" is answered by the framework).
 HANDLERS = {
@@ -29,6 +36,15 @@ class ResourceAgent:
     actions = ()
     #: OCF_CHECK_LEVEL depths the monitor implements.
     check_levels = (0,)
+    #: Parameters a running resource takes through reload-agent, by name, besides those
+    #: declared Parameter(..., reloadable=True): the list sits next to the handler that
+    #: applies them.  Each must name a parameter (checked at class definition).
+    reloadable = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:  # a concrete agent; mixins and bases declare no name
+            check_declaration(cls, HANDLERS)
 
     def __init__(self, invocation, params, problems, log):
         self.invocation = invocation
@@ -53,6 +69,11 @@ class ResourceAgent:
             if name not in names:
                 declared.append(Action(name, timeout))
         return declared
+
+    @classmethod
+    def is_reloadable(cls, param):
+        """Whether Pacemaker may apply a change of param by reload-agent (no restart)."""
+        return param.reloadable or param.name in cls.reloadable
 
     @classmethod
     def usage(cls):

@@ -122,6 +122,8 @@ class Parameter:
     """One OCF parameter of an agent.
 
     secret      the value is wrapped in hasf.secret.Secret (never logged)
+    reloadable  a running resource takes a change by reload-agent, without a restart
+                (OCF 1.1; the agent must advertise reload-agent: hasf.ocf.declaration)
     aliases     deprecated names still accepted (a warning is logged)
     """
 

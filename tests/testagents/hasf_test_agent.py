@@ -32,7 +32,8 @@ class HasfTest(ocf.ResourceAgent):
         ocf.Action("start", 20), ocf.Action("stop", 20),
         ocf.Action("monitor", 20, interval=10, depth=0),
         ocf.Action("monitor", 20, interval=60, depth=10),
-        ocf.Action("reload", 20), ocf.Action("migrate_to", 20), ocf.Action("migrate_from", 20),
+        ocf.Action("reload-agent", 20), ocf.Action("migrate_to", 20),
+        ocf.Action("migrate_from", 20),
     )
     check_levels = (0, 10)
 
@@ -64,18 +65,17 @@ class HasfTest(ocf.ResourceAgent):
             raise ocf.GenericError("state file holds %r, expected %r" % (text, self.params.fake))
         return ocf.SUCCESS
 
-    def reload(self):
+    def reload_agent(self):
+        """`fake` (reloadable) written into the running instance's state file."""
         if self.state.exists():
             self.state.write(self.params.fake)
+        self.log.info("reload-agent: fake=%s" % self.params.fake)
 
     def migrate_to(self):
         self.state.remove()
 
     def migrate_from(self):
         self.state.write(self.params.fake)
-
-    def notify(self):
-        self.log.info("notify %r" % self.invocation.notification)
 
 
 main = ocf.main_for(HasfTest)
