@@ -78,8 +78,10 @@ VIRTUAL_DOMAIN = Counterpart(
     "ocf:heartbeat:VirtualDomain", "ocf:hasf:VirtualMachine",
     taken=("hypervisor", "force_stop", "migration_transport", "migration_downtime",
            "migration_speed", "migration_network_suffix", "migrateuri", "remoteuri", "snapshot",
-           "shutdown_mode", "monitor_scripts"),
+           "monitor_scripts"),
     changed=(
+        ("shutdown_mode", "reaches libvirt (virDomainShutdownFlags); VirtualDomain 4.12 reads "
+                          "OCF_RESKEY_CRM_shutdown_mode and so never passes it to virsh"),
         ("config", "not required when name is given (a domain defined in libvirt); the "
                    "domain name is read with an XML parser"),
         ("migration_user", "checked to be a user name; VirtualDomain dropped a name not "
@@ -131,7 +133,7 @@ XEN = Counterpart(
         R("node_ip_attribute", "name the migration host with migration_network_suffix, or "
                                "with remoteuri/migrateuri and %n"),
     ),
-    note="hasf-cib adopt gives the domain as config only once the xl file is converted")
+    note="convert each xl/xm file to domain XML first (see xmfile)")
 
 VIRTUAL_MACHINE = Compat(VIRTUAL_DOMAIN, XEN)
 
