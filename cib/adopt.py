@@ -38,11 +38,6 @@ AGENT_CLASSES = {
     "lun": ("hasf.agents.iscsi_logical_unit", "ISCSILogicalUnit"),
     "membership": ("hasf.ocfs2_membership.agent", "OCFS2Membership"),
 }
-#: ClusterLabs fence agents -> hasf's (same parameter names; hasf.clusterlabs.FENCE)
-FENCE_AGENTS = {"fence_ipmilan": "fence_hasf_ipmi", "external/ipmi": "external/hasf-ipmi",
-                "external/libvirt": "external/hasf-libvirt"}
-#: what an unset parameter meant to the ClusterLabs fence agent, where hasf's default differs
-UNSET_MEANS = {"fence_ipmilan": {"lanplus": "0"}, "external/ipmi": {"interface": "lan"}}
 #: properties Pacemaker maintains itself
 OWN_PROPERTIES = ("dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog",
                   "last-lrm-refresh")
@@ -238,41 +233,9 @@ class Adopter:
         return extra
 
     def fence(self, element, rid, agent):
-        where = "fence device %s" % rid
-        params = _nvpairs(element, "instance_attributes", where, self.problems)
-        meta = _nvpairs(element, "meta_attributes", where, self.problems)
-        hasf_agent = FENCE_AGENTS.get(agent, agent)
-        if hasf_agent == agent and not agent.startswith(("fence_hasf_", "external/hasf-")):
-            self.notes.append("%s: %s kept (hasf has no counterpart; a spec takes any fence "
-                              "agent)" % (where, agent))
-        entry = {"name": rid, "agent": hasf_agent}
-        for name, value in UNSET_MEANS.get(agent, {}).items():
-            if name not in params:
-                params[name] = value
-                self.notes.append("%s: %s=%s written out (%s's default; hasf's differs)"
-                                  % (where, name, value, agent))
-        hosts = params.pop("pcmk_host_list", None)
-        host_map = params.pop("pcmk_host_map", None)
-        if hosts:
-            entry["hosts"] = hosts.replace(",", " ").split()
-        if host_map:
-            pairs = [p for p in host_map.replace(",", ";").replace(" ", ";").split(";") if p]
-            if not all(p.count(":") == 1 for p in pairs):
-                self.problems.error(where, "pcmk_host_map %r is not node:port;..." % host_map)
-            else:
-                entry["host-map"] = dict(p.split(":", 1) for p in pairs)
-        if not hosts and not host_map:
-            self.problems.error(where, "has neither pcmk_host_list nor pcmk_host_map: a spec "
-                                "names the nodes each device fences")
-        if params:
-            entry["params"] = params
-        if meta:
-            entry["meta"] = meta
-        self.spec.setdefault("fence", []).append(entry)
-        self.top[rid] = ("fence", rid)
-        targets = entry.get("hosts") or list(entry.get("host-map", {}))
-        if len(targets) == 1:
-            self.implied.add(("location", rid, targets[0], "-INFINITY"))
+        from hasf.cib import adopt_fence
+
+        adopt_fence.fence(self, element, rid, agent)
 
     def group(self, element, gid):
         where = "group %s" % gid

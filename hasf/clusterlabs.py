@@ -269,7 +269,8 @@ FENCE_VIRSH = Counterpart(
         R("use_sudo", "libvirtd is asked directly: no sudo", (OFF,)),
         R("sudo_path", "libvirtd is asked directly: no sudo", ("/usr/bin/sudo",)),
     ),
-    note="hasf-cib adopt keeps fence_virsh devices as they are")
+    note="hasf-cib adopt turns ip, ipport, login and identity_file into "
+         "uri=qemu+ssh://LOGIN@IP:PORT/system?keyfile=FILE")
 
 EXTERNAL_LIBVIRT = Counterpart(
     "stonith:external/libvirt", "stonith:external/hasf-libvirt",

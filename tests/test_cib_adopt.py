@@ -317,3 +317,47 @@ def test_bad_via_is_a_usage_error(command, tmp_path):
     result = hasf_cib(*args)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "No closing quotation" in result.stderr
+
+
+def _to_virsh(root, **extra):
+    """fence-node1 as a fence_virsh device reaching node1's hypervisor host."""
+    fence = _primitive(root, "fence-node1")
+    fence.set("type", "fence_virsh")
+    attrs = fence.find("instance_attributes")
+    for nvpair in list(attrs):
+        if nvpair.get("name") != "pcmk_host_list":
+            attrs.remove(nvpair)
+    for name, value in dict(dict(ip="10.0.0.5", username="root", ipport="2222", ssh="1",
+                                 identity_file="/root/.ssh/fence"), **extra).items():
+        _set_param(fence, name, value)
+
+
+def test_fence_virsh_becomes_fence_hasf_libvirt(clusterlabs_cib, tmp_path):
+    """fence_virsh's ssh session into `ip` is the libvirt URI qemu+ssh://login@ip:port/system
+    (?keyfile=); the spec builds and verifies.  Mutation: virsh_uri() ignoring ipport."""
+    result = hasf_cib("adopt", _with(clusterlabs_cib, tmp_path, _to_virsh))
+    assert result.returncode == 0, result.stderr
+    assert 'agent = "fence_hasf_libvirt"' in result.stdout
+    assert 'uri = "qemu+ssh://root@10.0.0.5:2222/system?keyfile=/root/.ssh/fence"' \
+        in result.stdout
+    assert "ssh=1 dropped" in result.stderr
+    spec = tmp_path / "spec.toml"
+    spec.write_text(result.stdout)
+    verified = hasf_cib("verify", str(spec))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ({"use_sudo": "1"}, "use_sudo (stonith:fence_virsh) is not taken by hasf: libvirtd is "
+                        "asked directly"),
+    ({"password": "secret"}, "fence_virsh logs in to ssh with a password"),
+    ({"ssh_options": "-o Foo=bar"}, "ssh_options (stonith:fence_virsh) is not taken"),
+])
+def test_fence_virsh_settings_hasf_cannot_keep_are_problems(clusterlabs_cib, tmp_path, extra,
+                                                             expected):
+    """Mutation: adopt_fence._check() skipped (use_sudo/ssh_options silently carried)."""
+    result = hasf_cib("adopt", _with(clusterlabs_cib, tmp_path,
+                                     lambda root: _to_virsh(root, **extra)))
+    assert result.returncode == 1, result.stdout
+    assert expected in result.stderr, result.stderr
+    assert "secret" not in result.stderr
