@@ -38,6 +38,13 @@ AGENT_CLASSES = {
     "lun": ("hasf.agents.iscsi_logical_unit", "ISCSILogicalUnit"),
     "membership": ("hasf.ocfs2_membership.agent", "OCFS2Membership"),
 }
+#: what an unset parameter meant to the ClusterLabs agent, where hasf's default differs
+#: (iSCSILogicalUnit's scsi_id/scsi_sn depend on the resource: Adopter.keep_defaults)
+UNSET_MEANS = {
+    "ocf:heartbeat:Xen": {"autoset_utilization_cpu": "false",
+                          "autoset_utilization_hv_memory": "false"},
+    "ocf:heartbeat:Filesystem": {"fast_stop": "false"},
+}
 #: properties Pacemaker maintains itself
 OWN_PROPERTIES = ("dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog",
                   "last-lrm-refresh")
@@ -217,11 +224,8 @@ class Adopter:
 
     def keep_defaults(self, counterpart, rid, values):
         """Where ClusterLabs' default differs from hasf's and users rely on it, write it out."""
-        extra = {}
-        if counterpart is clusterlabs.XEN:
-            for pname in ("autoset_utilization_cpu", "autoset_utilization_hv_memory"):
-                if pname not in values:
-                    extra[pname] = "false"
+        extra = {k: v for k, v in UNSET_MEANS.get(counterpart.agent, {}).items()
+                 if k not in values}
         if counterpart.agent == "ocf:heartbeat:iSCSILogicalUnit":
             if "scsi_id" not in values:
                 extra["scsi_id"] = rid[:16]

@@ -144,7 +144,8 @@ FILESYSTEM = Compat(Counterpart(
         ("device", "an absolute path only (/dev/disk/by-uuid/... rather than -U/-L); NFS "
                    "and CIFS sources are refused"),
         ("fast_stop", "default true (ClusterLabs: no): holders get 1 s between SIGTERM and "
-                      "SIGKILL; false gives them a fifth of the stop timeout"),
+                      "SIGKILL; false gives them a fifth of the stop timeout (hasf-cib adopt "
+                      "writes fast_stop=false out where it was unset)"),
         ("force_unmount", "true and safe mean the same: holders are found through /proc, "
                           "which never blocks"),
     )))

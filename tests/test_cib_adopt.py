@@ -89,11 +89,15 @@ def test_round_trip_builds_and_verifies(clusterlabs_cib, tmp_path):
     new_ids = {e.get("id") for e in new.iter() if e.get("id")}
     # the same resources, constraints and attributes; plus the LU's identity written out
     assert new_ids - ids == {"san-lun1-instance_attributes-scsi_id",
-                             "san-lun1-instance_attributes-scsi_sn"}
+                             "san-lun1-instance_attributes-scsi_sn",
+                             "imagestore-instance_attributes-fast_stop",
+                             "configstore-instance_attributes-fast_stop"}
     assert ids - new_ids == set()
     lun = _primitive(new, "san-lun1")
     values = {n.get("name"): n.get("value") for n in lun.iter("nvpair")}
     assert values["scsi_id"] == "san-lun1" and values["scsi_sn"] == "e693254a"  # md5[:8]
+    store = _primitive(new, "imagestore")
+    assert {n.get("name"): n.get("value") for n in store.iter("nvpair")}["fast_stop"] == "false"
     vm = _primitive(new, "vm1")
     assert {n.get("name"): n.get("value") for n in vm.find("instance_attributes")} == {
         "config": "/etc/xen/vm/vm1.xml", "hypervisor": "qemu:///system",
