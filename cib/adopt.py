@@ -45,6 +45,8 @@ UNSET_MEANS = {
                           "autoset_utilization_hv_memory": "false"},
     "ocf:heartbeat:Filesystem": {"fast_stop": "false"},
 }
+#: clone meta attributes hasf.cib.expand sets itself (from the agent's meta-data)
+GENERATED_CLONE_META = ("interleave", "notify")
 #: properties Pacemaker maintains itself
 OWN_PROPERTIES = ("dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog",
                   "last-lrm-refresh")
@@ -183,6 +185,11 @@ class Adopter:
         if params is None:
             return None
         meta = _nvpairs(element, "meta_attributes", where, self.problems)
+        extra = sorted(set(clone or {}) - set(GENERATED_CLONE_META))
+        if extra:
+            self.problems.error("clone %s" % top, "clone meta attributes %s have no form in a "
+                                "hasf spec (it sets interleave and notify itself)"
+                                % ", ".join(extra))
         self.top[top] = (role, rid)
         getattr(self, role)(element, rid, params, meta, clone, where)
         return None

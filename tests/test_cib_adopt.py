@@ -116,7 +116,8 @@ def test_live_cib_through_cibadmin(clusterlabs_cib):
 
 
 def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path):
-    """Mutation: Adopter.params not calling parse_params (refusals slip into the spec)."""
+    """Mutation: Adopter.params not calling parse_params (refusals slip into the spec); or
+    GENERATED_CLONE_META taking any name (clone-max silently dropped)."""
     def edit(root):
         vm = _primitive(root, "vm1")
         _set_param(vm, "sync_config_on_stop", "true")
@@ -128,6 +129,10 @@ def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path)
         constraints = root.find("configuration/constraints")
         etree.SubElement(constraints, "rsc_colocation", id="odd", rsc="vm1",
                          attrib={"with-rsc": "fence-node1", "score": "100"})
+        clone_meta = next(c for c in root.iter("clone") if c.get("id") == "imagestore-clone") \
+            .find("meta_attributes")
+        etree.SubElement(clone_meta, "nvpair", id="imagestore-clone-max", name="clone-max",
+                         value="1")
     result = hasf_cib("adopt", _with(clusterlabs_cib, tmp_path, edit))
     assert result.returncode == 1, result.stdout
     assert result.stdout == ""
@@ -138,6 +143,7 @@ def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path)
     assert "virsh's --dname" in err
     assert "agent ocf:heartbeat:IPaddr2 has no hasf counterpart" in err
     assert "constraint odd: this colocation has no form in a hasf spec" in err
+    assert "clone imagestore-clone: clone meta attributes clone-max have no form" in err
     assert "stateless" not in err.split("problem")[1]
     assert "nothing was written" in err
 
