@@ -258,6 +258,10 @@ class Adopter:
             self.problems.error(where, "a group has no form in a hasf spec, except the SAN's "
                                 "(an iSCSITarget followed by its iSCSILogicalUnits)")
             return
+        self.no_meta(_nvpairs(element, "meta_attributes", where, self.problems), where)
+        for member in members:
+            self.no_meta(_nvpairs(member, "meta_attributes", "resource %s" % member.get("id"),
+                                  self.problems), "resource %s" % member.get("id"))
         target = self.params(members[0], agent_of(members[0]), "target", "resource %s"
                              % members[0].get("id"))
         if target is None:
@@ -287,10 +291,18 @@ class Adopter:
         self.spec["san"] = san
         self.top[gid] = ("san", gid)
 
+    def no_meta(self, meta, where):
+        """Meta attributes of a resource the spec generates have no form in a spec."""
+        if meta:
+            self.problems.error(where, "meta attributes %s have no form in a hasf spec for "
+                                "this resource" % ", ".join(sorted(meta)))
+
     def initiator(self, element, rid, params, meta, clone, where):
+        self.no_meta(meta, where)
         self.initiator_found = (rid, params)
 
     def membership(self, element, rid, params, meta, clone, where):
+        self.no_meta(meta, where)
         addresses = {}
         for word in params.pop("nodes", "").split():
             name, _, rest = word.partition(":")
@@ -317,8 +329,7 @@ class Adopter:
             entry["check-level"] = level
         if params:
             entry["params"] = params
-        if meta:
-            self.problems.error(where, "meta attributes of a store have no form in a hasf spec")
+        self.no_meta(meta, where)
         self.spec.setdefault("store", []).append(entry)
 
     def vm(self, element, rid, params, meta, clone, where):

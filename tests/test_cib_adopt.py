@@ -117,7 +117,7 @@ def test_live_cib_through_cibadmin(clusterlabs_cib):
 
 def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path):
     """Mutation: Adopter.params not calling parse_params (refusals slip into the spec); or
-    GENERATED_CLONE_META taking any name (clone-max silently dropped)."""
+    GENERATED_CLONE_META taking any name (clone-max silently dropped); or no_meta() silent."""
     def edit(root):
         vm = _primitive(root, "vm1")
         _set_param(vm, "sync_config_on_stop", "true")
@@ -133,6 +133,9 @@ def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path)
             .find("meta_attributes")
         etree.SubElement(clone_meta, "nvpair", id="imagestore-clone-max", name="clone-max",
                          value="1")
+        san = next(g for g in root.iter("group") if g.get("id") == "san")
+        etree.SubElement(etree.SubElement(san, "meta_attributes", id="san-meta"), "nvpair",
+                         id="san-meta-target-role", name="target-role", value="Stopped")
     result = hasf_cib("adopt", _with(clusterlabs_cib, tmp_path, edit))
     assert result.returncode == 1, result.stdout
     assert result.stdout == ""
@@ -144,6 +147,7 @@ def test_refused_and_unknown_are_problems_all_at_once(clusterlabs_cib, tmp_path)
     assert "agent ocf:heartbeat:IPaddr2 has no hasf counterpart" in err
     assert "constraint odd: this colocation has no form in a hasf spec" in err
     assert "clone imagestore-clone: clone meta attributes clone-max have no form" in err
+    assert "group san: meta attributes target-role have no form" in err
     assert "stateless" not in err.split("problem")[1]
     assert "nothing was written" in err
 
