@@ -191,6 +191,10 @@ class Adopter:
                                 "hasf spec (it sets interleave and notify itself)"
                                 % ", ".join(extra))
         self.top[top] = (role, rid)
+        if role != "vm" and element.find("operations/op") is not None:
+            self.notes.append("%s: its ops are not carried over: hasf-cib build gives it the "
+                              "hasf agent's advertised timeouts (a spec sets ops for VMs and "
+                              "[[resource]]s only)" % where)
         getattr(self, role)(element, rid, params, meta, clone, where)
         return None
 

@@ -122,6 +122,10 @@ def fence(adopter, element, rid, agent):
         entry["params"] = params
     if meta:
         entry["meta"] = meta
+    if any(op.get("name") != "monitor" or op.get("interval") not in ("60s", "60", "1min")
+           for op in element.iterfind("operations/op")):
+        adopter.notes.append("%s: its ops are not carried over: hasf-cib build monitors every "
+                             "fence device every 60s" % where)
     adopter.spec.setdefault("fence", []).append(entry)
     adopter.top[rid] = ("fence", rid)
     targets = entry.get("hosts") or list(entry.get("host-map", {}))

@@ -69,6 +69,8 @@ def test_round_trip_builds_and_verifies(clusterlabs_cib, tmp_path):
     adopted = hasf_cib("adopt", clusterlabs_cib)
     assert adopted.returncode == 0, adopted.stderr
     assert "Traceback" not in adopted.stderr
+    assert "note: resource imagestore: its ops are not carried over" in adopted.stderr
+    assert "fence device fence-node1: its ops" not in adopted.stderr  # monitor 60s: as built
     spec = tmp_path / "adopted.toml"
     spec.write_text(adopted.stdout)
     verified = hasf_cib("verify", str(spec))
