@@ -62,6 +62,7 @@ class Filesystem(RememberingAgent):
         "Parameter names follow ocf:heartbeat:Filesystem; network filesystems (NFS, CIFS) "
         "and bind mounts are not handled by this agent.")
     identity_fields = ("device", "directory")
+    refused = ocf.Refusals("hasf.clusterlabs", "FILESYSTEM")  # ClusterLabs' not taken
     parameters = (
         ocf.Parameter("device", ocf.Path(), required=True, shortdesc="Block device",
                       longdesc="The block device holding the filesystem; /dev/disk/by-uuid, "

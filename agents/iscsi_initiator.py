@@ -50,6 +50,7 @@ class ISCSIInitiator(ocf.ResourceAgent):
         "Logs this node in to an iSCSI target through one portal, so its LUNs appear as block "
         "devices; usually a clone, ordered after the target and before the filesystems on its "
         "LUNs. Parameter names follow ocf:heartbeat:iscsi.")
+    refused = ocf.Refusals("hasf.clusterlabs", "ISCSI_INITIATOR")  # ClusterLabs' not taken
     parameters = (
         ocf.Parameter("portal", ocf.Checked(_is_portal, "an IP address[:port] (not a host "
                                                         "name: the kernel shows sessions by "

@@ -47,6 +47,7 @@ class ISCSILogicalUnit(base.TgtResource):
         "(and colocate it with) its iSCSITarget, usually in one group. Parameter names follow "
         "ocf:heartbeat:iSCSILogicalUnit.")
     identity_fields = ("target_iqn", "lun", "path")
+    refused = ocf.Refusals("hasf.clusterlabs", "ISCSI_LOGICAL_UNIT")  # ClusterLabs' not taken
     parameters = (
         base.implementation_parameter(),
         ocf.Parameter("target_iqn", ocf.Checked(is_iscsi_name, "an iSCSI name (iqn., eui. "

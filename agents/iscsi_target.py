@@ -53,6 +53,7 @@ class ISCSITarget(base.TgtResource):
         "Parameter names follow ocf:heartbeat:iSCSITarget. The target is identified by its "
         "exact IQN; stop closes initiator sessions and waits until the target is gone.")
     identity_fields = ("iqn",)
+    refused = ocf.Refusals("hasf.clusterlabs", "ISCSI_TARGET")  # ClusterLabs' not taken
     parameters = (
         base.implementation_parameter(),
         ocf.Parameter("iqn", ocf.Checked(is_iscsi_name, "an iSCSI name: iqn.YYYY-MM.reversed."

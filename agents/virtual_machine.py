@@ -25,23 +25,26 @@ and save_config_on_stop accesses) runs in a child bounded by the deadline.
 A config that is not there falls back to what is known; one that cannot be
 read (hung store, EIO) is "cannot tell", never "not running".
 
-Differences from VirtualDomain worth knowing: monitor_scripts run at
-OCF_CHECK_LEVEL=10 (not on every monitor); utilization is set only when
-asked (autoset_utilization_* default false) and only on start/migrate_from;
-migrate_options is replaced by the checked migration_options; a paused
-domain is OCF_DEGRADED (running, needs attention), not "running" silently.
+VirtualDomain's parameters keep their meaning (hasf.clusterlabs lists each
+one as taken, changed or refused): monitor_scripts run on every monitor and
+start/migrate_from wait for them to pass; migrate_options' virsh switches
+become libvirt flags and params (vm_virsh); autoset_utilization_* default
+to true.  Differences worth knowing: utilization is set on start and
+migrate_from (VirtualDomain: on every monitor); a paused domain is
+OCF_DEGRADED (running, needs attention), not "running" silently.
 """
 
 import os
 
 from hasf import ocf
 from hasf.agents.vm_params import _MIGRATION_OPTIONS, ACTIONS, PARAMETERS, RELOADABLE  # noqa: F401
+from hasf.agents.vm_checks import GuestChecks, Utilization
 from hasf.agents.vm_stop import Stopping
 from hasf.agents.vm_stop import closing as _closing
 from hasf.ocf.errors import CannotTell, GenericError, NotConfigured, NotInstalled
 
 
-class VirtualMachine(Stopping, ocf.ResourceAgent):
+class VirtualMachine(Stopping, GuestChecks, Utilization, ocf.ResourceAgent):
     name = "VirtualMachine"
     version = "1.0"
     shortdesc = "Manages a libvirt virtual machine (Xen, KVM/qemu), with live migration"
@@ -56,6 +59,7 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         "without libvirtd only when no hypervisor process for the domain exists on the node. "
         "For live migration set the meta attribute allow-migrate=true.")
     parameters = PARAMETERS
+    refused = ocf.Refusals("hasf.clusterlabs", "VIRTUAL_MACHINE")  # ClusterLabs' not taken
     actions = ACTIONS
     reloadable = RELOADABLE
     check_levels = (0, 10)
@@ -182,8 +186,11 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         configured, installed = [], []
         if not p.config and not p.name:
             configured.append("set config (a domain XML file) or name (a defined domain)")
-        if p.migration_tunnelled and p.migrateuri:
-            configured.append("migrateuri is not used by a tunnelled migration; unset one of them")
+        virsh = _switches(p)
+        tunnelled = p.migration_tunnelled or "TUNNELLED" in virsh.flags
+        if tunnelled and (p.migrateuri or virsh.migrateuri):
+            configured.append("migrateuri (or migrate_options' --migrateuri) is not used by a "
+                              "tunnelled migration; unset one of them")
         if p.persistent is False and not p.config and p.given("persistent"):
             configured.append("persistent=false needs config (a transient domain is created from "
                               "its XML)")
@@ -238,7 +245,10 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
             return ocf.NOT_RUNNING
         if state in ACTIVE_STATES:
             if self.check_level >= 10:
-                self._guest_checks(hv, dom, ident)
+                self._guest_agent_check(hv, dom, ident)
+            failed = self._monitor_scripts(ident)
+            if failed:
+                raise GenericError(failed)
             if state == PAUSED and reason not in TRANSIENT_PAUSE_REASONS.values():
                 self.log.warning("domain %s is paused (reason %s)" % (ident.name, reason))
                 return ocf.DEGRADED
@@ -304,27 +314,6 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
             raise CannotTell("%s, and %s exists for domain %s: cannot tell its state"
                              % (exc.message, evidence, ident.name)) from None
 
-    def _guest_checks(self, hv, dom, ident):
-        from hasf.runner import CommandError, run
-
-        if self.params.guest_agent_check:
-            try:
-                import libvirt_qemu
-            except ImportError:
-                raise NotInstalled("guest_agent_check needs libvirt_qemu (libvirt-python)") \
-                    from None
-            hv.call(libvirt_qemu.qemuAgentCommand, dom, '{"execute":"guest-ping"}', 5, 0,
-                    what="pinging the guest agent of %s" % ident.name, timeout=10)
-        for script in (self.params.monitor_scripts or "").split():
-            try:
-                result = run([script], env={"HASF_DOMAIN_NAME": ident.name},
-                             deadline=self.deadline, log=self.log)
-            except CommandError as exc:
-                raise GenericError("monitor script %s: %s" % (script, exc.message)) from None
-            if result.rc != 0:
-                raise GenericError("monitor script for domain %s failed: %s"
-                                   % (ident.name, result.summary()))
-
     # --- start --------------------------------------------------------------------------
     @_closing
     def start(self):
@@ -372,6 +361,7 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         self.remember(_with_uuid(hv, dom, ident), hv.uri_in_use())
         self.log.info("domain %s is running" % ident.name)
         self._set_utilization(hv, dom)
+        self._wait_for_monitor_scripts(ident)
         return None
 
     def _saved_state(self, ident):
@@ -380,33 +370,6 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         from hasf.ocf.state import safe_name
 
         return os.path.join(self.params.snapshot, safe_name(ident.name) + ".state")
-
-    def _set_utilization(self, hv, dom):
-        p = self.params
-        wanted = []
-        if p.autoset_utilization_cpu or p.autoset_utilization_hv_memory \
-                or p.autoset_utilization_host_memory:
-            _state, max_mem, _mem, vcpus, _cpu = hv.call(dom.info, what="reading domain info")
-            if p.autoset_utilization_cpu:
-                wanted.append(("cpu", vcpus))
-            for attr in ("hv_memory", "host_memory"):
-                if getattr(p, "autoset_utilization_" + attr):
-                    wanted.append((attr, max_mem // 1024))
-        if not wanted:
-            return
-        if not self.invocation.instance:
-            self.log.warning("no OCF_RESOURCE_INSTANCE: cannot set utilization")
-            return
-        from hasf.runner import CommandError, run
-
-        for attr, value in wanted:
-            try:
-                result = run(["crm_resource", "-r", self.invocation.instance, "-z", "-p", attr,
-                              "-v", str(value)], timeout=10, deadline=self.deadline, log=self.log)
-                if not result.ok:
-                    self.log.warning("setting utilization %s: %s" % (attr, result.summary()))
-            except CommandError as exc:
-                self.log.warning("setting utilization %s: %s" % (attr, exc.message))
 
     # --- reload-agent -------------------------------------------------------------------
     @_closing
@@ -444,14 +407,18 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         dest_uri = vm_migrate.remote_uri(local_uri, target, p.migration_transport,
                                          p.migration_user, p.migration_network_suffix,
                                          p.remoteuri)
-        data_uri = vm_migrate.migration_uri(target, p.migration_network_suffix, p.migrateuri,
-                                            p.migrateport, local_uri.split(":", 1)[0])
+        virsh = _switches(p)
+        data_uri = vm_migrate.migration_uri(target, p.migration_network_suffix,
+                                            p.migrateuri or virsh.migrateuri, p.migrateport,
+                                            local_uri.split(":", 1)[0])
         self._save_config(hv, dom, ident)
         persistent = bool(hv.call(dom.isPersistent, what="checking persistence"))
-        plan = vm_migrate.Plan(hv.lv, dest_uri, data_uri, p.migration_peer2peer,
-                               p.migration_tunnelled, persistent, p.migration_speed,
-                               p.migration_downtime,
-                               [w for w in (p.migration_options or "").split(",") if w])
+        words = [w.upper() for w in (p.migration_options or "").split(",") if w]
+        plan = vm_migrate.Plan(hv.lv, dest_uri, data_uri,
+                               p.migration_peer2peer or "PEER2PEER" in virsh.flags,
+                               p.migration_tunnelled or "TUNNELLED" in virsh.flags,
+                               persistent, p.migration_speed, p.migration_downtime,
+                               list(dict.fromkeys(words + list(virsh.flags))), virsh.params)
         try:
             vm_migrate.migrate(hv, dom, plan, self.log)
         except GenericError:
@@ -501,7 +468,17 @@ class VirtualMachine(Stopping, ocf.ResourceAgent):
         self.log.info("domain %s runs here after migration from %s"
                       % (ident.name, self.invocation.migrate_source or "its source"))
         self._set_utilization(hv, found[0])
+        self._wait_for_monitor_scripts(ident)
         return None
+
+
+def _switches(params):
+    """migrate_options parsed (vm_virsh.MigrateOptions), an empty one when unset."""
+    if params.migrate_options is not None:
+        return params.migrate_options
+    from hasf.agents import vm_virsh
+
+    return vm_virsh.parse("")
 
 
 def _with_uuid(hv, dom, ident):

@@ -12,7 +12,7 @@ tunnelled) and is aborted (virDomainAbortJob) before the operation timeout:
 an aborted live migration leaves the domain running on the source only.
 """
 
-from hasf.ocf.errors import GenericError, NotConfigured
+from hasf.ocf.errors import GenericError, NotConfigured, NotInstalled
 
 #: `migration_options` words and the virDomainMigrateFlags they add (VIR_MIGRATE_<WORD>);
 #: VirtualDomain's free-form `migrate_options` passed virsh switches, these are checked
@@ -58,7 +58,12 @@ def remote_uri(local_uri, node, transport="", user="", suffix="", remoteuri=""):
 
 
 def migration_uri(node, suffix="", migrateuri="", port=None, driver="qemu"):
-    """The hypervisor-level URI the migration data goes to, or None (libvirt decides)."""
+    """The hypervisor-level URI the migration data goes to, or None (libvirt decides).
+
+    migrateuri (the parameter, else migrate_options' --migrateuri) first; then
+    migrateport; then, as VirtualDomain does, a migration network suffix sends
+    qemu's data to the suffixed host (libvirt picks the port: VirtualDomain's
+    random one from 49152-49215 is libvirt's own range)."""
     host = target_host(node, suffix)
     if migrateuri:
         return migrateuri.replace("%n", host)
@@ -66,6 +71,8 @@ def migration_uri(node, suffix="", migrateuri="", port=None, driver="qemu"):
         if driver.startswith("xen"):
             return "xenmigr://%s:%d" % (host, port)
         return "tcp://%s:%d" % (host, port)
+    if suffix and driver.startswith("qemu"):
+        return "tcp://%s" % host
     return None
 
 
@@ -73,7 +80,7 @@ class Plan:
     """Everything one migration needs, decided before anything is done."""
 
     def __init__(self, lv, dest_uri, data_uri, peer2peer, tunnelled, persistent,
-                 bandwidth, downtime, options=()):
+                 bandwidth, downtime, options=(), extra=None):
         self.lv = lv
         self.dest_uri = dest_uri
         self.data_uri = data_uri
@@ -82,7 +89,10 @@ class Plan:
         self.persistent = persistent
         self.bandwidth = bandwidth
         self.downtime = downtime
-        self.options = tuple(options)
+        #: VIR_MIGRATE_<NAME> flag names (migration_options, migrate_options' switches)
+        self.options = tuple(o.upper() for o in options)
+        #: typed migration parameters from migrate_options (vm_virsh); its --migrateuri is data_uri
+        self.extra = {k: v for k, v in (extra or {}).items() if k != "migrate_uri"}
 
     @property
     def flags(self):
@@ -95,7 +105,11 @@ class Plan:
         if self.persistent:
             flags |= lv.VIR_MIGRATE_PERSIST_DEST
         for word in self.options:
-            flags |= getattr(lv, "VIR_MIGRATE_" + word.upper())
+            flag = getattr(lv, "VIR_MIGRATE_" + word, None)
+            if flag is None:
+                raise NotInstalled("this libvirt-python has no VIR_MIGRATE_%s (asked for by "
+                                   "migrate_options or migration_options)" % word)
+            flags |= flag
         return flags
 
     @property
@@ -105,13 +119,14 @@ class Plan:
             params[self.lv.VIR_MIGRATE_PARAM_URI] = self.data_uri
         if self.bandwidth:
             params[self.lv.VIR_MIGRATE_PARAM_BANDWIDTH] = self.bandwidth
+        params.update(self.extra)
         return params
 
     def describe(self):
         how = "tunnelled peer-to-peer" if self.tunnelled else (
             "peer-to-peer" if self.peer2peer else "direct")
         via = " via " + self.data_uri if self.params.get(self.lv.VIR_MIGRATE_PARAM_URI) else ""
-        extra = " (%s)" % ", ".join(self.options) if self.options else ""
+        extra = " (%s)" % ", ".join(o.lower() for o in self.options) if self.options else ""
         return "%s live migration to %s%s%s" % (how, self.dest_uri, via, extra)
 
 

@@ -9,6 +9,7 @@ shell, so the checks keep out what libvirt itself would misread.
 
 from hasf import ocf
 from hasf.ocf.params import Checked as _Checked
+from hasf.ocf.params import ParamType as _ParamType
 
 _SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -50,6 +51,33 @@ def _is_word(first, rest):
 def _is_script_list(text):
     return all(word.startswith("/") and "\0" not in word for word in text.split())
 
+
+
+class _VirshSwitches(_ParamType):
+    """VirtualDomain's migrate_options, parsed into libvirt flags and params (vm_virsh)."""
+
+    hint = "virsh migrate switches such as --compressed --auto-converge --migrateuri=tcp://%n"
+
+    def parse(self, text):
+        from hasf.agents import vm_virsh  # only when the parameter is set
+
+        return vm_virsh.parse(text)
+
+
+def _utilization(attr, what):
+    return (
+        ocf.Parameter(
+            "autoset_utilization_" + attr, ocf.Boolean(), default=True,
+            shortdesc="Set utilization '%s' from the domain" % attr,
+            longdesc="On start and migrate_from, set the resource's utilization attribute %s "
+                     "to the domain's %s (crm_resource -z), as VirtualDomain does by "
+                     "default." % (attr, what)),
+        ocf.Parameter(
+            "unset_utilization_" + attr, ocf.Boolean(), default=False,
+            shortdesc="Remove utilization '%s'" % attr,
+            longdesc="When autoset_utilization_%s is false: remove the resource's "
+                     "utilization attribute %s on start and migrate_from." % (attr, attr)),
+    )
 
 
 def _uri_param(name, shortdesc, longdesc, pct_n=False):
@@ -164,7 +192,16 @@ PARAMETERS = (
         longdesc="libvirt migration flags added to every live migration "
                  "(VIR_MIGRATE_<OPTION>): e.g. auto_converge,compressed for busy guests, "
                  "unsafe when the disk cache mode makes libvirt refuse, abort_on_error to "
-                 "stop on I/O errors. Replaces VirtualDomain's free-form migrate_options."),
+                 "stop on I/O errors."),
+    ocf.Parameter(
+        "migrate_options", _VirshSwitches(),
+        shortdesc="virsh migrate switches (VirtualDomain's)",
+        longdesc="VirtualDomain's extra `virsh migrate` switches, given to libvirt as the "
+                 "flags and migration parameters virsh would pass (--compressed, "
+                 "--auto-converge, --copy-storage-all, --bandwidth N, --migrate-disks a,b, "
+                 "--listen-address A, ...); --migrateuri=URI (%n: the target node) is the "
+                 "migration data URI unless migrateuri is set. A switch hasf cannot honour "
+                 "(--dname, --xml, --timeout, --offline, ...) is refused with the reason."),
     ocf.Parameter(
         "migration_speed", ocf.Integer(0), default=0, shortdesc="Migration bandwidth (MiB/s)",
         longdesc="Maximum migration bandwidth in MiB/s; 0 means unlimited."),
@@ -175,30 +212,20 @@ PARAMETERS = (
                  "keeps the hypervisor's default."),
     ocf.Parameter(
         "monitor_scripts", _Checked(_is_script_list, "space-separated absolute paths"),
-        default="", shortdesc="Guest check programs (depth 10)",
-        longdesc="Programs run one after another by a monitor with OCF_CHECK_LEVEL=10 while "
-                 "the domain runs (no arguments; HASF_DOMAIN_NAME in their environment); a "
-                 "non-zero exit fails the monitor."),
+        default="", shortdesc="Guest check programs (every monitor)",
+        longdesc="Programs run one after another by every monitor while the domain runs, as "
+                 "VirtualDomain does (no arguments; the agent's environment plus "
+                 "HASF_DOMAIN_NAME); a non-zero exit fails the monitor. Start and "
+                 "migrate_from succeed only once they all pass: give those operations time "
+                 "for it."),
     ocf.Parameter(
         "guest_agent_check", ocf.Boolean(), default=False,
         shortdesc="Ping the qemu guest agent (depth 10)",
         longdesc="A monitor with OCF_CHECK_LEVEL=10 pings the qemu guest agent "
                  "(guest-ping); no answer fails the monitor. qemu/KVM only."),
-    ocf.Parameter(
-        "autoset_utilization_cpu", ocf.Boolean(), default=False,
-        shortdesc="Set utilization 'cpu' from the vCPU count",
-        longdesc="On start and migrate_from, set the resource's utilization attribute cpu "
-                 "to the domain's vCPU count (crm_resource -z)."),
-    ocf.Parameter(
-        "autoset_utilization_hv_memory", ocf.Boolean(), default=False,
-        shortdesc="Set utilization 'hv_memory' (MiB)",
-        longdesc="On start and migrate_from, set the utilization attribute hv_memory to the "
-                 "domain's memory in MiB."),
-    ocf.Parameter(
-        "autoset_utilization_host_memory", ocf.Boolean(), default=False,
-        shortdesc="Set utilization 'host_memory' (MiB)",
-        longdesc="On start and migrate_from, set the utilization attribute host_memory to "
-                 "the domain's memory in MiB."),
+    *_utilization("cpu", "vCPU count"),
+    *_utilization("hv_memory", "maximum memory in MiB"),
+    *_utilization("host_memory", "maximum memory in MiB"),
     ocf.Parameter(
         "stop_without_libvirtd", ocf.Boolean(), default=True,
         shortdesc="Stop qemu directly when libvirtd is unreachable",
@@ -227,6 +254,8 @@ RELOADABLE = (
     "migration_transport", "migration_user", "migration_network_suffix", "remoteuri",
     "migrateuri", "migrateport", "migration_peer2peer", "migration_tunnelled",
     "migration_options", "migration_speed", "migration_downtime",
+    "migrate_options",
     "autoset_utilization_cpu", "autoset_utilization_hv_memory",
     "autoset_utilization_host_memory",
+    "unset_utilization_cpu", "unset_utilization_hv_memory", "unset_utilization_host_memory",
 )

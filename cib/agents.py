@@ -170,6 +170,13 @@ def _inside(path, directory):
     return real.startswith(base.rstrip(os.sep) + os.sep)
 
 
+def refused(agent, name):
+    """A ClusterLabs parameter the hasf agent does not take (hasf.clusterlabs), or None."""
+    from hasf.clusterlabs import refusal_for
+
+    return refusal_for(agent, name)
+
+
 def check_names(root, problems):
     """Every primitive of a CIB tree names its agent by plain names (see name_problem)."""
     for element in root.iter("primitive"):
@@ -402,6 +409,13 @@ def check_primitive(element, catalog, problems, strict=False, where=None):
                     name, agent, "; use %s" % replaced_by[name] if name in replaced_by else ""))
         elif key[0] == "stonith" and (name.startswith("pcmk_") or name in FENCER_PARAMS):
             continue
+        elif refused(agent, name) is not None:
+            refusal = refused(agent, name)
+            if refusal.passes(params[name] or ""):
+                problems.warn(rsc, "parameter %s=%r asks for nothing %s does not do; it can "
+                              "go" % (name, params[name], agent))
+            else:
+                problems.error(rsc, refusal.problem())
         else:
             problems.error(rsc, "unknown parameter %r for %s (it has: %s)" % (
                 name, agent, ", ".join(sorted(known)) or "no parameters"))

@@ -7,6 +7,7 @@ The one place that prints and exits; everything else raises.
     hasf-cib simulate SPEC|CIB          all up / NODE fails / NODE returns, as a table
     hasf-cib apply SPEC                 diff + patch the live CIB (or --cib-file)
     hasf-cib example [NAME]             print a shipped spec (the seed's demo) to start from
+    hasf-cib adopt [CIB]                the hasf spec of a CIB with ClusterLabs' agents
     hasf-cib vm|primitive|fence|location|order|colocation|fencing-level|property|defaults ...
                                         one XML fragment, ready for `cibadmin -C -o SECTION -x`
 """
@@ -157,12 +158,32 @@ def cmd_apply(args):
 
     root, warnings = _load_cib(args, args.spec)
     _warn(warnings)
-    tools = Tools(prefix=shlex.split(args.via) if args.via else (), cib_file=args.cib_file)
+    tools = Tools(prefix=_via(args.via), cib_file=args.cib_file)
     outcome = applying.apply(root, tools, check=not args.no_check, dry_run=args.dry_run)
     _warn(outcome.warnings)
     if args.show_diff and outcome.diff:
         sys.stdout.write(outcome.diff)
     print(("would be " if args.dry_run and outcome.changed else "") + outcome.describe())
+
+
+def _via(text):
+    """--via split like a shell would (never run by one); a bad quote is a usage error."""
+    try:
+        return shlex.split(text) if text else []
+    except ValueError as exc:
+        raise Usage("--via %r: %s" % (text, exc)) from None
+
+
+def cmd_adopt(args):
+    """The hasf spec of a CIB with ClusterLabs' agents (hasf.cib.adopt), or its problems."""
+    from hasf.cib import adopt, tomlwrite
+
+    tools = Tools(prefix=_via(args.via))
+    root = adopt.read(args.cib, tools)
+    spec, notes = adopt.adopt(root)
+    for note in notes:
+        sys.stderr.write("hasf-cib: note: %s\n" % note)
+    _emit(args, tomlwrite.dumps(spec, adopt.header(args.cib or tools.describe())))
 
 
 def examples_dir():
@@ -409,6 +430,12 @@ def parser():
     p.add_argument("--no-check", action="store_true", help="skip schema + crm_verify")
     _common(p)
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("adopt", help="the hasf spec of a CIB using ClusterLabs' agents")
+    p.add_argument("cib", nargs="?", help="a CIB XML file (default: the live CIB)")
+    p.add_argument("--via", help="argv prefix to reach the cluster (as for apply)")
+    p.add_argument("-o", "--output", help="write the spec here (0600) instead of stdout")
+    p.set_defaults(func=cmd_adopt)
 
     p = sub.add_parser("example", help="print a shipped example spec (default: hasf-demo)")
     p.add_argument("name", nargs="?", default="hasf-demo")

@@ -77,6 +77,7 @@ class OCFS2Membership(ocf.ResourceAgent):
         "from one list of nodes kept in the CIB, instead of /etc/ocfs2/cluster.conf on every "
         "node. Run it as a clone with notify=true, ordered before the OCFS2 Filesystem "
         "clones.")
+    refused = ocf.Refusals("hasf.clusterlabs", "OCFS2_MEMBERSHIP")  # ClusterLabs' not taken
     parameters = (
         ocf.Parameter("cluster_name", Checked(_is_node_name, "letters, digits, '-', '_', '.'"),
                       default="ocfs2", shortdesc="o2cb cluster name",

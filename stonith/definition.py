@@ -63,7 +63,7 @@ IGNORED = ("agent", "separator")
 class Definition:
     def __init__(self, name, shortdesc, longdesc, params, factory, *, vendor_url="",
                  glue_info=None, password_env=(), single_target=False,
-                 actions=FENCE_ACTIONS, needs_password=False):
+                 actions=FENCE_ACTIONS, needs_password=False, compat=False):
         self.name = name
         self.agent = "fence_hasf_" + name
         self.plugin = "hasf-" + name
@@ -77,12 +77,14 @@ class Definition:
         self.single_target = single_target
         self.actions = tuple(actions)
         self.needs_password = needs_password
+        #: compat: the device has a table in hasf.clusterlabs.FENCE (under self.agent)
+        self.compat = self.agent if compat else None
         self._params = None
 
     @property
     def params(self):
         if self._params is None:
-            self._params = ParamSet(COMMON, self.device_params)
+            self._params = ParamSet(COMMON, self.device_params, compat=self.compat)
         return self._params
 
     def engine(self, opts, device, log):

@@ -241,7 +241,8 @@ DEFINITION = Definition(
                            "reset is a verified off followed by on, never a blind reset.",
                "devurl": "https://github.com/ipmitool/ipmitool"},
     password_env=("IPMI_PASSWORD",), single_target=True,
-    actions=("on", "off", "reboot", "status", "monitor", "metadata", "validate-all"))
+    actions=("on", "off", "reboot", "status", "monitor", "metadata", "validate-all"),
+    compat=True)
 
 fence_main = fence_agent.main_for(DEFINITION)
 glue_main = glue.main_for(DEFINITION)

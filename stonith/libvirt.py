@@ -186,7 +186,8 @@ DEFINITION = Definition(
                "devname": "hasf libvirt STONITH external device",
                "devdescr": "libvirt-based guest reset through the hypervisor: destroy, verify "
                            "shut off, start (no fixed sleep, no unverified reset).",
-               "devurl": "https://libvirt.org/uri.html"})
+               "devurl": "https://libvirt.org/uri.html"},
+    compat=True)
 
 fence_main = fence_agent.main_for(DEFINITION)
 glue_main = glue.main_for(DEFINITION)

@@ -4,7 +4,9 @@ A `Param` carries everything every front end needs: its fence-agents name,
 deprecated aliases (ipaddr -> ip, login -> username, passwd -> password,
 port -> plug, ...), its getopt short/long forms, its cluster-glue name, a type
 and a default.  `parse()` turns (name, text) pairs from any source into typed
-`Options`, collecting every problem before it fails once (ConfigError).
+`Options`, collecting every problem before it fails once (ConfigError); a
+parameter of the ClusterLabs counterpart that the device does not take
+(hasf.clusterlabs) is one of those problems, never silently dropped.
 
 No global registry: each device module lists its own parameters next to the
 common ones (`COMMON`).  Secrets are wrapped in `hasf.secret.Secret` the
@@ -113,9 +115,13 @@ class Options:
 class ParamSet:
     """An ordered set of parameters with lookup by every name they answer to."""
 
-    def __init__(self, *groups):
+    def __init__(self, *groups, compat=None):
         self.params = []
         self.index = {}
+        #: the device's key in hasf.clusterlabs.FENCE: the ClusterLabs counterparts'
+        #: parameters it does not take; set to anything that matters, one fails the parse.
+        #: Loaded only when a name is unknown (a fence agent's exec does not pay for it).
+        self.compat = compat
         for group in groups:
             for param in group:
                 self.add(param)
@@ -135,6 +141,15 @@ class ParamSet:
     def lookup(self, name):
         return self.index.get(name)
 
+    def refusal(self, name):
+        """The hasf.refusal.Refused entry for an unknown name, or None."""
+        if self.compat is None:
+            return None
+        from hasf.clusterlabs import FENCE
+
+        wanted = name.replace("-", "_")
+        return next((r for r in FENCE[self.compat].refused if r.name == wanted), None)
+
     def __iter__(self):
         return iter(self.params)
 
@@ -150,7 +165,10 @@ class ParamSet:
         for name, text in pairs:
             param = self.lookup(name)
             if param is None:
-                if name not in ignore and warn is not None:
+                refusal = self.refusal(name)
+                if refusal is not None and not refusal.passes(text):
+                    problems.append(refusal.problem())
+                elif refusal is None and name not in ignore and warn is not None:
                     warn("ignoring unknown parameter %r" % name)
                 continue
             raw[param.name] = (name, text)

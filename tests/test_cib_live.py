@@ -108,3 +108,38 @@ def test_apply_to_a_live_cluster_twice(tmp_path, capsys):
         third = applying.apply(wanted(agent_dir, changed), tools)
         assert third.changed and "changed" in third.diff
         assert not applying.apply(wanted(agent_dir, changed), tools).changed
+
+
+def test_adopt_reads_the_live_cib(tmp_path, capsys):
+    """`hasf-cib adopt --via` reads a running Pacemaker's CIB (cibadmin --query inside the
+    node) holding the lab's ClusterLabs resources -- stop-all-resources keeps them from
+    starting -- and the spec it prints builds and verifies.  Mutation: adopt.read() querying a
+    Tools() of its own instead of the one given (--via lost: the host has no CIB, rc 4)."""
+    import os
+
+    root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cib_path = tmp_path / "clusterlabs.xml"
+    assert cli.main(["build", os.path.join(root_dir, "lab", "clusterlabs-lab.toml"),
+                     "-o", str(cib_path)]) == 0
+    lab = etree.parse(str(cib_path)).getroot().find("configuration")
+    with pacemaker.PacemakerCluster(["node1"]) as cluster:
+        cluster.wait_online(60)
+        run = cluster.run
+        assert run("node1", ["crm_attribute", "-n", "stop-all-resources", "-v", "true"],
+                   check=True)
+        run("node1", ["cibadmin", "-C", "-o", "nodes", "-X", '<node id="2" uname="node2"/>'],
+            check=True)
+        for section in ("resources", "constraints"):
+            run("node1", ["cibadmin", "--replace", "-o", section, "--xml-pipe"],
+                input=etree.tostring(lab.find(section)).decode(), check=True)
+        capsys.readouterr()
+        via = " ".join(cluster.nodes["node1"].host.argv([]))
+        assert cli.main(["adopt", "--via", via]) == 0
+        text = capsys.readouterr().out
+    assert "live CIB via nsenter" in text
+    assert 'agent = "fence_hasf_ipmi"' in text and 'name = "vm1"' in text
+    assert 'stop-all-resources = "true"' in text
+    spec_path = tmp_path / "adopted.toml"
+    spec_path.write_text(text)
+    assert cli.main(["verify", str(spec_path)]) == 0
+    assert "crm_verify (rc 0)" in capsys.readouterr().out

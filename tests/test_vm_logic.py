@@ -130,7 +130,7 @@ def run_agent(action, params, tmp_path, interval="0"):
 @pytest.mark.parametrize("param", ["hypervisor", "remoteuri", "migrateuri", "migration_transport",
                                    "migration_user", "migration_network_suffix",
                                    "shutdown_mode", "monitor_scripts", "config", "snapshot",
-                                   "migration_options", "name"])
+                                   "migration_options", "migrate_options", "name"])
 def test_shell_metacharacters_fail_validation(param, tmp_path):
     rc, _out, err = run_agent("validate-all", {"name": "vm", param: NASTY}, tmp_path)
     assert rc == 6, err

@@ -64,6 +64,28 @@ def test_live_migration_to_the_other_libvirtd(pair, mode):
     assert domstate(target.uri, source.name) is None
 
 
+def test_virtualdomain_migrate_options_reach_libvirt(pair):
+    """VirtualDomain's migrate_options: virsh switches become libvirt flags and parameters,
+    --migrateuri the data URI.  Mutation: Plan ignoring migrate_options' flags (the domain
+    then arrives transient: --persistent not passed)."""
+    source, dest, target = pair
+    assert source("start").rc == 0
+    switches = "--persistent --compressed --verbose --bandwidth 1000 --migrateuri=tcp://%s:%d" % (
+        target.address, PORT)
+    moved = source("migrate_to", extra=_migrate_env(), timeout=120000, migrateuri=None,
+                   migrate_options=switches)
+    assert moved.rc == 0, moved
+    assert "via tcp://%s:%d" % (target.address, PORT) in moved.stderr, moved
+    assert "persist_dest" in moved.stderr and "compressed" in moved.stderr, moved
+    arrived = dest("migrate_from", extra=_migrate_env(), timeout=60000)
+    assert arrived.rc == 0, arrived
+    info = virsh(target.uri, "dominfo", source.name).stdout
+    assert any(line.split() == ["Persistent:", "yes"] for line in info.splitlines()), info
+    assert domstate(SYSTEM_URI, source.name) is None
+    assert dest("stop").rc == 0
+    virsh(target.uri, "undefine", source.name)
+
+
 def test_failed_migration_leaves_the_domain_on_the_source_only(pair):
     source, dest, target = pair
     assert source("start").rc == 0

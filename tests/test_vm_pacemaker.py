@@ -23,9 +23,12 @@ RESOURCE = """\
     <nvpair id="vm1-config" name="config" value=%s/>
     <nvpair id="vm1-hypervisor" name="hypervisor" value=%s/>
     <nvpair id="vm1-share" name="shutdown_timeout_share" value="10"/>
-    <nvpair id="vm1-ucpu" name="autoset_utilization_cpu" value="true"/>
-    <nvpair id="vm1-umem" name="autoset_utilization_hv_memory" value="true"/>
+    <nvpair id="vm1-uhost" name="autoset_utilization_host_memory" value="false"/>
+    <nvpair id="vm1-unhost" name="unset_utilization_host_memory" value="true"/>
   </instance_attributes>
+  <utilization id="vm1-utilization">
+    <nvpair id="vm1-utilization-host_memory" name="host_memory" value="999"/>
+  </utilization>
   <meta_attributes id="vm1-meta">
     <nvpair id="vm1-allow-migrate" name="allow-migrate" value="true"/>
   </meta_attributes>
@@ -93,10 +96,14 @@ def test_pacemaker_starts_monitors_recovers_and_stops(cluster, domains, workdir)
         wait_until(started, 60, 0.5, "vm1 started by pacemaker")
         first_pid = _qemu_pid(name)
         assert first_pid
-        # utilization set once, on start (not on every monitor)
+        # utilization set on start, by default as VirtualDomain does (cpu, hv_memory), and
+        # removed where asked (unset_utilization_host_memory).  Mutation: autoset_utilization_*
+        # default false, or _set_utilization ignoring unset_utilization_*.
         for attr, value in (("cpu", "1"), ("hv_memory", "64")):
             got = cluster.run("node1", ["crm_resource", "-r", "vm1", "-z", "-g", attr]).stdout
             assert got.strip() == value, (attr, got)
+        gone = cluster.run("node1", ["crm_resource", "-r", "vm1", "-z", "-g", "host_memory"])
+        assert "999" not in gone.stdout, gone.stdout
 
         # monitor failure injected behind pacemaker's back: detected and recovered
         assert virsh(SYSTEM_URI, "destroy", name).returncode == 0

@@ -6,6 +6,7 @@ ACPI, so every graceful stop here ends in the destroy fallback.
 
 import os
 import subprocess
+import threading
 import time
 from xml.sax.saxutils import escape
 
@@ -148,21 +149,52 @@ def test_snapshot_save_on_stop_restore_on_start(vm):
     assert vm("stop", force_stop="true").rc == 0
 
 
-def test_depth_10_checks(vm):
-    ok = os.path.join(vm.workdir, "ok.sh")
-    bad = os.path.join(vm.workdir, "bad.sh")
-    for path, code in ((ok, 0), (bad, 3)):
-        with open(path, "w") as handle:
-            handle.write("#!/bin/sh\necho \"checked $HASF_DOMAIN_NAME\"\nexit %d\n" % code)
-        os.chmod(path, 0o755)
+def _script(path, body):
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_monitor_scripts_on_every_monitor_and_depth_10_guest_agent(vm):
+    """VirtualDomain runs monitor_scripts on every monitor (issue 14).  Mutation: run them
+    only when check_level >= 10 again (the depth-0 monitor with bad.sh then passes)."""
+    ok = _script(os.path.join(vm.workdir, "ok.sh"),
+                 'echo "checked $HASF_DOMAIN_NAME $OCF_RESOURCE_INSTANCE"\nexit 0\n')
+    bad = _script(os.path.join(vm.workdir, "bad.sh"), "exit 3\n")
     assert vm("start").rc == 0
     deep = {"OCF_CHECK_LEVEL": "10"}
-    assert vm("monitor", extra=deep, monitor_scripts=ok).rc == 0
-    assert vm("monitor", monitor_scripts=bad).rc == 0  # depth 0 does not run them
+    assert vm("monitor", monitor_scripts=ok).rc == 0
+    failed = vm("monitor", monitor_scripts=bad)
+    assert failed.rc == 1 and "bad.sh exited 3" in failed.reason, failed
     failed = vm("monitor", extra=deep, monitor_scripts="%s %s" % (ok, bad))
     assert failed.rc == 1 and "bad.sh exited 3" in failed.reason
     agent = vm("monitor", extra=deep, guest_agent_check="true")
     assert agent.rc == 1 and "guest agent" in agent.reason.lower(), agent
+    assert vm("monitor", guest_agent_check="true").rc == 0  # the ping is depth 10 only
+    assert vm("stop", force_stop="true").rc == 0
+
+
+def test_start_waits_for_monitor_scripts(vm):
+    """Start ends only once the monitor scripts pass, within its timeout (VirtualDomain
+    loops on its monitor).  Mutation: drop _wait_for_monitor_scripts from start."""
+    flag = os.path.join(vm.workdir, "ready")
+    waits = _script(os.path.join(vm.workdir, "waits.sh"), 'test -e "%s"\n' % flag)
+    timer = threading.Timer(2.5, lambda: open(flag, "w").close())
+    timer.start()
+    try:
+        started = vm("start", monitor_scripts=waits, timeout=30000)
+    finally:
+        timer.cancel()
+    assert started.rc == 0, started
+    assert started.seconds >= 2.0, started.seconds
+    assert domstate(SYSTEM_URI, vm.name) == "running"
+    assert vm("stop", force_stop="true").rc == 0
+    os.unlink(flag)
+    never = vm("start", monitor_scripts=waits, timeout=6000)
+    assert never.rc == 1, never
+    assert "monitor scripts did not pass within the start timeout" in never.reason, never
+    assert never.seconds < 8, never.seconds
     assert vm("stop", force_stop="true").rc == 0
 
 

@@ -12,13 +12,13 @@ from hasf.ocf.exitcodes import DEGRADED, NOT_RUNNING, SUCCESS
 from hasf.ocf.main import main_for, run
 from hasf.ocf.actions import Action
 from hasf.ocf.params import (Boolean, Checked, Choice, Duration, Integer, Parameter, Path,
-                             String)
+                             Refusals, String)
 
 __all__ = [
     "Action", "Boolean", "CannotTell", "Checked", "Choice", "ConfigurationProblems", "DEGRADED",
     "Duration", "GenericError", "Integer", "InvalidArgs", "NOT_RUNNING", "NotConfigured",
     "NotInstalled", "OCFError", "OCFExit", "Parameter", "Path", "PermissionDenied",
-    "ResourceAgent", "String", "SUCCESS", "Unimplemented", "main_for", "run",
+    "Refusals", "ResourceAgent", "String", "SUCCESS", "Unimplemented", "main_for", "run",
 ]
 
 

@@ -32,6 +32,9 @@ class ResourceAgent:
     shortdesc = ""
     longdesc = ""
     parameters = ()
+    #: hasf.ocf.params.Refused: the ClusterLabs counterpart's parameters this agent does not
+    #: take (hasf.clusterlabs), refused when set instead of silently ignored
+    refused = ()
     #: Actions with their advertised default timeouts (start/stop/monitor at least).
     actions = ()
     #: OCF_CHECK_LEVEL depths the monitor implements.

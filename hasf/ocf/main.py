@@ -88,7 +88,7 @@ def run(agent_class, argv=None, environ=None, out=None, err=None):
         return rc.ERR_ARGS if not action else rc.ERR_UNIMPLEMENTED
     invocation = Invocation(action, env)
     log = AgentLog(agent_class.name, invocation.instance, env, stream=err)
-    params, problems = parse_params(agent_class.parameters, env, log)
+    params, problems = parse_params(agent_class.parameters, env, log, agent_class.refused)
     agent = agent_class(invocation, params, problems, log)
     try:
         status = _dispatch(agent, invocation, problems)

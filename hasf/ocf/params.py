@@ -157,6 +157,47 @@ class Parameter:
         return self.kind.render(self.default)
 
 
+class Refusals:
+    """An agent's refusal table, named (module, attribute) and imported on first use.
+
+    The table (hasf.clusterlabs) is only needed when the environment holds a
+    parameter the agent does not declare -- never on a normal monitor, whose
+    exec cost is the agent's budget.  Iterating it loads it."""
+
+    def __init__(self, module, attribute):
+        self.where = (module, attribute)
+        self._loaded = None
+
+    def __iter__(self):
+        if self._loaded is None:
+            import importlib
+
+            module, attribute = self.where
+            self._loaded = tuple(getattr(importlib.import_module(module), attribute).refused)
+        return iter(self._loaded)
+
+
+def undeclared(names, declared):
+    """The parameter names given that are not declared (Pacemaker's CRM_meta_* aside)."""
+    return [n for n in names if n not in declared and not n.startswith("CRM_meta_")]
+
+
+def refusals(refused, environ, declared=None):
+    """The problems of every refused parameter set to something that would be ignored.
+
+    With `declared` (every name and alias the agent takes), the table is consulted only
+    when some OCF_RESKEY_* name is not among them."""
+    if declared is not None and not undeclared(
+            [k[11:] for k in environ if k.startswith("OCF_RESKEY_")], declared):
+        return []
+    problems = []
+    for refusal in refused:
+        text = environ.get("OCF_RESKEY_" + refusal.name)
+        if text is not None and not refusal.passes(text):
+            problems.append(refusal.problem())
+    return problems
+
+
 class Params:
     """Parsed parameter values by attribute; `given(name)` tells set-by-user from default."""
 
@@ -182,8 +223,9 @@ def _raw_value(param, environ, log):
     return None
 
 
-def parse_params(parameters, environ, log=None):
-    """(Params, problems): every value parsed, every problem collected, none raised."""
+def parse_params(parameters, environ, log=None, refused=()):
+    """(Params, problems): every value parsed, every problem collected, none raised;
+    `refused` (Refused) parameters set to something that matters are problems too."""
     values, given, problems = {}, [], []
     for param in parameters:
         text = _raw_value(param, environ, log)
@@ -201,4 +243,5 @@ def parse_params(parameters, environ, log=None):
         if param.secret and value is not None:
             value = Secret(value)
         values[param.name] = value
-    return Params(values, given), problems
+    declared = {name for param in parameters for name in (param.name,) + param.aliases}
+    return Params(values, given), problems + refusals(refused, environ, declared)
