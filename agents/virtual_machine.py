@@ -105,6 +105,12 @@ class VirtualMachine(Stopping, GuestChecks, Utilization, ocf.ResourceAgent):
             self._config = vm_config.load(self.params.config, self.deadline)
         return self._config
 
+    def config_text(self):
+        """How the config stands, for a log line: its path, or that nothing names a domain."""
+        if self.params.config:
+            return "config %s unavailable" % self.params.config
+        return "neither config nor name is set"
+
     def identity(self):
         """The domain's Identity for monitor and stop, or None when nothing tells who it is.
 
@@ -125,6 +131,8 @@ class VirtualMachine(Stopping, GuestChecks, Utilization, ocf.ResourceAgent):
                 return Identity(self.params.name)
         elif remembered is not None:
             return remembered
+        if not self.params.config:
+            return None         # neither config nor name: nothing names a domain
         try:
             return self.config()[1]
         except ConfigUnavailable as exc:
@@ -230,8 +238,8 @@ class VirtualMachine(Stopping, GuestChecks, Utilization, ocf.ResourceAgent):
         ident = self.identity()
         if ident is None:
             if self.invocation.is_probe or not self.params.config:
-                self.log.info("config %s unavailable and this node has not run the domain "
-                              "since boot: not running here" % self.params.config)
+                self.log.info("%s and this node has not run the domain since boot: not "
+                              "running here" % self.config_text())
                 return ocf.NOT_RUNNING
             raise CannotTell("config %s is unavailable and this node keeps no record of the "
                              "domain" % self.params.config)

@@ -35,8 +35,8 @@ class Stopping:
 
         ident = self.identity()
         if ident is None:
-            self.log.info("config %s unavailable and this node has not run the domain since "
-                          "boot: nothing to stop" % self.params.config)
+            self.log.info("%s and this node has not run the domain since boot: nothing to "
+                          "stop" % self.config_text())
             return None
         share = self.deadline.sub(fraction=0.25)
         try:

@@ -170,6 +170,20 @@ def test_missing_config_is_not_installed_on_validate_and_not_running_on_probe(tm
     assert rc == 0, err
 
 
+def test_neither_config_nor_name_is_a_clear_answer_not_a_traceback(tmp_path):
+    """validate-all says what to set (rc 6); a probe and a stop with nothing that names a
+    domain (and no record of one) answer cleanly.  Mutation: drop the "if not
+    self.params.config: return None" in VirtualMachine.identity -- monitor and stop end in
+    "reading config file None failed: TypeError", rc 1."""
+    params = {"hypervisor": "test:///default"}
+    rc, _o, err = run_agent("validate-all", params, tmp_path)
+    assert rc == 6 and "set config" in err, err
+    rc, _o, err = run_agent("monitor", params, tmp_path)
+    assert rc == 7 and "neither config nor name" in err and "TypeError" not in err, err
+    rc, _o, err = run_agent("stop", params, tmp_path)
+    assert rc == 0 and "TypeError" not in err, err
+
+
 def test_xml_specials_pass_through_to_libvirt_literally(tmp_path):
     """A name full of specials reaches libvirt as exactly that name (test:/// driver)."""
     name = "<&\"'>$(id);`x`|"
