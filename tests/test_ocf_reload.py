@@ -27,8 +27,10 @@ EXPECTED_RELOADABLE = {
                        "migration_transport", "migration_user", "migration_network_suffix",
                        "remoteuri", "migrateuri", "migrateport", "migration_peer2peer",
                        "migration_tunnelled", "migration_options", "migration_speed",
-                       "migration_downtime", "autoset_utilization_cpu",
-                       "autoset_utilization_hv_memory", "autoset_utilization_host_memory"},
+                       "migration_downtime", "migrate_options", "autoset_utilization_cpu",
+                       "autoset_utilization_hv_memory", "autoset_utilization_host_memory",
+                       "unset_utilization_cpu", "unset_utilization_hv_memory",
+                       "unset_utilization_host_memory"},
     "iscsi": {"try_recovery", "udev", "iscsiadm"},
     "iSCSITarget": None, "iSCSILogicalUnit": None,
 }
