@@ -341,8 +341,9 @@ def valid_configs(tmp):
     }
 
 
-# resource-agents' and fence-agents' schemas of meta-data (what pcs and crmsh read)
-OCF_RNG = "/usr/share/resource-agents/metadata.rng"
+# the schemas of meta-data: OCF 1.1 as pcs 0.11 reads it (resource-agents' metadata.rng is
+# OCF 1.0 and rejects `reloadable`), and fence-agents'
+OCF_RNG = "/usr/share/pcs/data/ocf-1.1.rng"
 FENCE_RNG = "/usr/share/cluster/relaxng/metadata.rng"
 FENCE_VALID = {"ipmi": "ip=192.0.2.1\nusername=admin\npassword=secret\n",
                "libvirt": "uri=test:///default\nplug=test\n",
@@ -354,7 +355,7 @@ def test_every_installed_executable_runs_from_the_root(built, installed, tmp_pat
     fence agent, getconfignames/getinfo-xml of every glue plugin (and status of the libvirt
     one against libvirt's test:/// driver), hasf-cib verify -- run
     at the installed paths with the installed package; each launcher names the flavour's
-    interpreter and the package's sitelib; meta-data is valid for resource-agents' and
+    interpreter and the package's sitelib; meta-data is valid for pcs's OCF 1.1 and
     fence-agents' schemas.  Mutation: the spec's --site-path
     %{hasf_sitearch} dropped -> VirtualMachine cannot import libvirt, hasf-cib not lxml."""
     root, rpm, installing = installed
