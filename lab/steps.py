@@ -213,11 +213,10 @@ RECIPES = {("ocf", "VirtualMachine"): ocf_virtual_machine, ("fence", "ipmi"): fe
 
 
 def manifest():
-    with open(os.path.join(REPO, "packaging", "executables.txt")) as handle:
-        for line in handle:
-            words = line.split("#", 1)[0].split()
-            if words:
-                yield words[0], words[1]
+    """(kind, name) of every executable packaging/executables.txt lists."""
+    from hasf.cib.agents import source_manifest
+
+    return [(kind, name) for kind, name, _module, _function in source_manifest()]
 
 
 def plan(root):

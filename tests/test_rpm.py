@@ -34,6 +34,8 @@ import tarfile
 
 import pytest
 
+from hasf.cib.agents import source_manifest
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (rpm --root, mount namespace)"),
@@ -157,11 +159,8 @@ def expected_packages(distro):
 
 
 def manifest():
-    with open(os.path.join(REPO, "packaging", "executables.txt")) as handle:
-        for line in handle:
-            words = line.split("#", 1)[0].split()
-            if words:
-                yield words[0], words[1]
+    """(kind, name) of every executable packaging/executables.txt lists."""
+    return [(kind, name) for kind, name, _module, _function in source_manifest()]
 
 
 def place(kind, name):
