@@ -31,8 +31,10 @@ def test_every_step_answers_as_expected(outcome):
 
 
 def test_right_chap_logs_in(outcome):
-    """Mutation: iscsi_chap.Chap.settings() writing "authmethod = None" always -> the target
-    refuses the login ("right" answers 2)."""
+    """Mutation: _write_chap returning before iscsi_chap.apply also when CHAP is set -> the
+    record holds no credentials and the target refuses the login ("right" answers 2).  (Not
+    "authmethod = None" with the credentials written: iscsid answers a CHAP challenge
+    whenever it has credentials, so that mutation still logs in.)"""
     assert outcome.codes["right"] == 0, outcome.shown()
     assert "wrote CHAP to /etc/iscsi/nodes/" in outcome.steps["right"].stderr, outcome.shown()
     assert outcome.codes["right-monitor"] == 0 and outcome.codes["stop"] == 0
