@@ -72,8 +72,10 @@ while not os.path.exists(stop_path) and time.monotonic() < deadline:
                 if secret in variable:
                     key = variable.split(b"=", 1)[0]
                     hit = "%s environ %s" % (name, key.decode("utf-8", "replace"))
-                    is_input = key in INPUT and agent in argv
-                    (agent_input if is_input else leaks)[hit] = argv
+                    # the agent's own input, or a child of it between fork and exec
+                    again = read("/proc/%s/cmdline" % name).decode("utf-8", "replace")
+                    is_input = key in INPUT and (agent in argv or agent in again.split("\0"))
+                    (agent_input if is_input else leaks)[hit] = [argv, again.split("\0")]
 with open(report_path + ".tmp", "w") as handle:
     json.dump({"loops": loops, "programs": programs, "leaks": leaks,
                "agent_input": agent_input}, handle)
