@@ -203,3 +203,17 @@ def test_secret_parameters_do_not_reach_children(initiator, tmp_path):
     seen = dump.read_text()
     assert "OCF_RESKEY_username" in seen
     assert "child-must-not-see" not in seen and "OCF_RESKEY_password" not in seen
+
+
+def test_a_portal_demanding_discovery_chap_is_refused_with_the_way_out(initiator, tmp_path):
+    """hasf sends no discovery CHAP (iscsi_chap says why); iscsiadm's 24 at discovery is
+    ERR_ARGS naming discovery_type=static.  Here "iscsiadm" is a script answering 24, as
+    open-iscsi does for an unauthorized discovery.  Mutation: _node_record without its rc 24
+    branch -> rc 1 and "discovery at ... failed: iscsiadm exited 24"."""
+    script = tmp_path / "iscsiadm"
+    script.write_text("#!/usr/bin/python3\nimport sys\nsys.exit(24)\n")
+    script.chmod(0o700)
+    result = initiator("start", username="u", password="pw-1", iscsiadm=str(script))
+    assert result.rc == 2, result
+    assert "requires CHAP for discovery" in result.reason
+    assert "set discovery_type=static" in result.reason
