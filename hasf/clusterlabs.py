@@ -194,7 +194,10 @@ ISCSI_INITIATOR = Compat(Counterpart(
                    "address the kernel shows"),
         ("iscsiadm", "an absolute path (default /usr/sbin/iscsiadm); ClusterLabs looked "
                      "the name up in PATH"),
-    )))
+    ),
+    note="hasf adds CHAP, which heartbeat/iscsi lacks: username, password, password_file, "
+         "username_in, password_in, password_in_file (open-iscsi's node.session.auth.* "
+         "names; written to the node record, never on a command line)"))
 
 O2CB_WAY = ("OCFS2Membership runs OCFS2's own o2cb stack (o2net and o2hb in the kernel) from "
          "its nodes parameter; there is no ocfs2_controld or dlm_controld to start")
