@@ -36,13 +36,19 @@ _IDENTITY_DEFAULTS = {
     "scsi_id": "the resource instance name's first 16 characters",
     "scsi_sn": "the first 8 hex digits of the MD5 of the resource instance name",
 }
+_IDENTITY_NOTES = {
+    "scsi_id": " tgt adds a locally-assigned NAA designator made of the tid and LUN; set the "
+               "iSCSITarget's tid for every byte of page 0x83 to match too.",
+    "scsi_sn": "",
+}
 
 
 def _field(name, length, what):
     if name in _IDENTITY_DEFAULTS:
         unset = ("If unset: %s, as ocf:heartbeat:iSCSILogicalUnit does -- the same on every "
                  "node, so initiators (multipath, /dev/disk/by-id) see the same disk after a "
-                 "failover, whatever tid the target got there." % _IDENTITY_DEFAULTS[name])
+                 "failover, whatever tid the target got there.%s"
+                 % (_IDENTITY_DEFAULTS[name], _IDENTITY_NOTES[name]))
     else:
         unset = "tgt's default if unset."
     return ocf.Parameter(
