@@ -14,7 +14,8 @@ names, so an existing configuration moves over unchanged.  Differences:
 - "Not running" only when tgtd says so or provably does not run; tgtd
   alive but not answering is an error, never a guess.
 - CHAP (incoming_username/password) is refused with tgt: tgtadm takes the
-  password on its command line, readable in /proc by every local user.
+  password on its command line, readable in /proc by every local user.  The
+  refusal names implementation=lio-t, which sets CHAP through configfs.
 """
 
 from hasf import ocf
@@ -77,8 +78,10 @@ class ISCSITarget(base.TgtResource):
                                "addresses or CIDR ranges. Empty: any initiator (tgt's ALL)."),
         ocf.Parameter("incoming_username", unique=True, shortdesc="Incoming CHAP user",
                       longdesc="Not supported with tgt, whose tgtadm would put the password "
-                               "on its command line; setting it fails validation. Restrict "
-                               "access with allowed_initiators instead."),
+                               "on its command line; setting it fails validation. Use "
+                               "implementation=lio-t (CHAP through configfs, no secret on "
+                               "any command line), or restrict access with "
+                               "allowed_initiators."),
         ocf.Parameter("incoming_password", secret=True, shortdesc="Incoming CHAP password",
                       longdesc="Not supported with tgt (see incoming_username)."),
         base.additional_parameters_parameter("target"),
@@ -90,9 +93,10 @@ class ISCSITarget(base.TgtResource):
     def validate(self):
         if self.params.incoming_username or self.params.incoming_password:
             raise ocf.NotConfigured(
-                "CHAP (incoming_username/incoming_password) is not supported with tgt: tgtadm "
-                "takes the password on its command line, visible to every local user; use "
-                "allowed_initiators")
+                "CHAP (incoming_username/incoming_password) is not supported with "
+                "implementation=tgt: tgtadm takes the password on its command line, visible "
+                "to every local user in /proc; use implementation=lio-t (CHAP set through "
+                "configfs) or restrict logins with allowed_initiators")
         super().validate()
 
     # --- actions ------------------------------------------------------------------------

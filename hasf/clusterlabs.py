@@ -159,7 +159,8 @@ ISCSI_TARGET = Compat(Counterpart(
         ("implementation", "tgt only; lio and lio-t are refused (keep ClusterLabs' agent "
                            "for LIO)"),
         ("incoming_username", "refused with tgt, whose tgtadm would show the password in "
-                              "its command line: restrict access with allowed_initiators"),
+                              "its command line: use implementation=lio-t (CHAP through "
+                              "configfs), or restrict access with allowed_initiators"),
         ("incoming_password", "refused with tgt (see incoming_username)"),
     ),
     refused=(R("iser_portals", "iSER portals are LIO's; " + _LIO),)))
@@ -170,11 +171,12 @@ ISCSI_LOGICAL_UNIT = Compat(Counterpart(
            "tgt_bsoflags", "tgt_bsopts", "tgt_device_type", "additional_parameters"),
     changed=(
         ("implementation", "tgt only; lio and lio-t are refused"),
-        ("scsi_id", "unset: tgt's own default (ClusterLabs: the resource name's first 16 "
-                    "characters); hasf-cib adopt writes ClusterLabs' default out so "
-                    "initiators see the same LU"),
-        ("scsi_sn", "unset: tgt's own default (ClusterLabs: 8 hex digits of the resource "
-                    "name's MD5); hasf-cib adopt writes ClusterLabs' default out"),
+        ("scsi_id", "unset: ClusterLabs' default, the resource instance name's first 16 "
+                    "characters, the same on every node (tgt's own default follows the "
+                    "tid); hasf's meta-data names the rule where ClusterLabs' prints the "
+                    "value for the instance that ran meta-data"),
+        ("scsi_sn", "unset: ClusterLabs' default, 8 hex digits of the resource instance "
+                    "name's MD5, the same on every node (tgt's own follows the tid)"),
     ),
     refused=(
         R("emulate_tpu", "a LIO setting; " + _LIO, (OFF,)),
