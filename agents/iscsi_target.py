@@ -3,9 +3,10 @@
 Anchor: heartbeat/iSCSITarget (implementation=tgt), with its parameter
 names, so an existing configuration moves over unchanged.  Differences:
 
-- The target is found by its exact IQN; `tid` is optional (the lowest free
-  one is taken at start and remembered), and a tid held by another target is
-  reported, not overwritten.
+- The target is found by its exact IQN; `tid` is optional (unset: one
+  derived from the IQN, the same on every node, because tgt writes the tid
+  into the LUNs' VPD page 0x83; ClusterLabs' agent requires it), and a tid
+  held by another target is reported, not overwritten.
 - Starts are serialised per tgtd by a real lock, held only around each tgtadm
   sequence (never across stop's waits); a failed start removes what it
   created, so a half-configured target never serves initiators.
@@ -63,8 +64,12 @@ class ISCSITarget(base.TgtResource):
                       longdesc="The target's iSCSI Qualified Name, conventionally "
                                "iqn.yyyy-mm.<reversed domain name>[:identifier]."),
         ocf.Parameter("tid", ocf.Integer(minimum=1), unique=True, shortdesc="tgt target ID",
-                      longdesc="The tgt target ID. Optional: if unset, start takes the lowest "
-                               "free one. A tid used by another target is an error."),
+                      longdesc="The tgt target ID. Optional: if unset, start takes one derived "
+                               "from the IQN (1 to 1048575, the same on every node: tgt writes "
+                               "the tid into the LUNs' VPD page 0x83, so the disk initiators "
+                               "see stays the same after a failover); if another target holds "
+                               "that one, the lowest free one, with a warning. A configured "
+                               "tid used by another target is an error."),
         ocf.Parameter("portals", ocf.Checked(_is_portal_list, "space-separated address:port"),
                       default=DEFAULT_PORTAL, shortdesc="iSCSI portal addresses",
                       longdesc="Where initiators reach the target. tgt listens on its portals "
@@ -147,14 +152,27 @@ class ISCSITarget(base.TgtResource):
 
     # --- helpers ------------------------------------------------------------------------
     def _free_tid(self, targets):
+        """The configured tid; else the one derived from the IQN (the same on every node,
+        so page 0x83 survives a failover); else, when another target holds that, the
+        lowest free one, with a warning that says what differs and how to pin it."""
         used = {t.tid: t.iqn for t in targets.values()}
         tid = self.params.tid
-        if tid is None:
-            tid = min(set(range(1, len(used) + 2)) - set(used))
-        elif tid in used:
-            raise ocf.GenericError("tid %d is already used by target %s; choose another tid or "
-                                   "leave it unset" % (tid, used[tid]))
-        return tid
+        if tid is not None:
+            if tid in used:
+                raise ocf.GenericError("tid %d is already used by target %s; choose another "
+                                       "tid or leave it unset" % (tid, used[tid]))
+            return tid
+        from hasf.agents.scsi_identity import default_tid
+
+        tid = default_tid(self.params.iqn)
+        if tid not in used:
+            return tid
+        free = min(set(range(1, len(used) + 2)) - set(used))
+        self.log.warning("tid %d (derived from the IQN, the same on every node) is used by "
+                         "target %s here: taking tid %d, so this node's LUNs show another "
+                         "NAA-local designator in VPD page 0x83 than other nodes'; set the "
+                         "tid parameter to one that is free everywhere" % (tid, used[tid], free))
+        return free
 
     def _remove(self, iqn):
         """One round of stop: True once the target is gone.

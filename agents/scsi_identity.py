@@ -11,6 +11,9 @@ an administrator switching agents keeps the identity the initiators know.
 
 SCSI_ID_LENGTH = 16
 SCSI_SN_LENGTH = 8
+#: derived tids fall in 1 .. 2**20 - 1: far above the small tids administrators pick by hand,
+#: well inside the 28 bits tgt's NAA-local designator holds
+TID_SPACE = 1 << 20
 
 
 def default_scsi_id(instance):
@@ -19,13 +22,27 @@ def default_scsi_id(instance):
 
 
 def default_scsi_sn(instance):
-    """ClusterLabs' default: the first 8 hex digits of the instance name's MD5.
+    """ClusterLabs' default: the first 8 hex digits of the instance name's MD5."""
+    return _md5_hex(instance)[:SCSI_SN_LENGTH]
 
-    MD5 here names a disk, it protects nothing; usedforsecurity=False keeps
-    it available on FIPS-mode nodes."""
-    import hashlib  # only the actions that create a unit pay for it
 
-    return hashlib.md5(instance.encode("utf-8"), usedforsecurity=False).hexdigest()[:SCSI_SN_LENGTH]
+def default_tid(iqn):
+    """tgt's default target id for iqn, the same on every node.
+
+    tgt writes the tid into page 0x83 itself (a locally assigned NAA
+    designator, tid << 32 | lun) and no LU parameter overrides it; with the
+    lowest free tid, a SAN node that serves another target got a different
+    one and the page changed on failover.  Derived from the IQN, every node
+    picks the same tid unless another target already holds it there."""
+    return 1 + int(_md5_hex(iqn)[:8], 16) % (TID_SPACE - 1)
+
+
+def _md5_hex(text):
+    """MD5 here names a disk, it protects nothing; usedforsecurity=False keeps it
+    available on FIPS-mode nodes."""
+    import hashlib  # only the actions that create a unit or target pay for it
+
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def identity(instance, scsi_id=None, scsi_sn=None):

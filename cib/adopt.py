@@ -238,6 +238,8 @@ class Adopter:
         extra = {k: v for k, v in UNSET_MEANS.get(counterpart.agent, {}).items()
                  if k not in values}
         if counterpart.agent == "ocf:heartbeat:iSCSILogicalUnit":
+            # hasf derives the same from the instance name, but the spec's LU is named
+            # <san>-lun<N>: keep the identity of the name the initiators know
             if "scsi_id" not in values:
                 extra["scsi_id"] = rid[:16]
             if "scsi_sn" not in values:

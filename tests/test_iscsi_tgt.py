@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from hasf.agents.scsi_identity import default_tid
 from lab.ocfrun import AgentRun
 from lab.tgtd import Tgtd
 
@@ -112,7 +113,7 @@ def test_exact_iqn_not_a_prefix_or_pattern(target, tgtd):
     assert IQN + "2" in tgtd.show()  # someone else's target is left alone
     started = target("start")
     assert started.rc == 0, started
-    assert "Target 3: %s\n" % IQN in tgtd.show()  # the lowest free tid
+    assert "Target %d: %s\n" % (default_tid(IQN), IQN) in tgtd.show()  # derived from the IQN
 
 
 def test_tid_taken_by_another_target_is_refused(target, tgtd):
@@ -182,7 +183,7 @@ def test_target_stop_with_an_initiator_doing_io(target, lun, tgtd):
 def test_lun_taken_by_another_backing_store(target, lun, tgtd, workdir):
     assert target("start").rc == 0
     other = backing_file(workdir, "other.img")
-    tid = "1"
+    tid = str(default_tid(IQN))
     assert tgtd.tgtadm("--op", "new", "--mode", "logicalunit", "--tid", tid, "--lun", "1",
                        "--backing-store", other).returncode == 0
     assert lun("monitor").rc == OCF["NOT_RUNNING"]  # not ours
@@ -250,8 +251,15 @@ def test_tgtd_gone_hung_and_back(target, tgtd):
 
 
 def test_concurrent_starts_get_distinct_tids(agents, tgtd, workdir):
-    """Eight targets started at once on one tgtd: the per-tgtd lock serialises the
-    pick-a-tid-and-create sequence (ClusterLabs' is not atomic, #637)."""
+    """Eight targets started at once on one tgtd, each finding the tid derived from its
+    IQN held by another target: the per-tgtd lock serialises the pick-the-lowest-free-
+    tid-and-create sequence (ClusterLabs' is not atomic, #637).  Mutation: drop
+    `with self.tgt_lock()` in iSCSITarget.start -> two starts pick the same tid and one
+    fails."""
+    for i in range(8):
+        assert tgtd.tgtadm("--op", "new", "--mode", "target", "--tid",
+                           str(default_tid("%s%d" % (IQN, i))), "--targetname",
+                           "%s-blocker%d" % (IQN, i)).returncode == 0
     runs = [AgentRun(agents["iSCSITarget"], os.path.join(workdir, "rsc"), "t%d" % i,
                      "iSCSITarget", iqn="%s%d" % (IQN, i), tgt_control_port=tgtd.control_port)
             for i in range(8)]
@@ -263,8 +271,9 @@ def test_concurrent_starts_get_distinct_tids(agents, tgtd, workdir):
         assert proc.returncode == 0
     shown = tgtd.show()
     assert all("%s%d\n" % (IQN, i) in shown for i in range(8))
-    assert sorted(line.split(":")[0] for line in shown.splitlines()
-                  if line.startswith("Target ")) == sorted("Target %d" % t for t in range(1, 9))
+    ours = [int(line.split(":")[0].split()[1]) for line in shown.splitlines()
+            if line.startswith("Target ") and "-blocker" not in line]
+    assert sorted(ours) == list(range(1, 9))
 
 
 def tgtd_blocked_on_its_store(tgtd, seconds=10):
@@ -475,7 +484,8 @@ def test_pacemaker_runs_the_san_group(agents, workdir):
             assert "Target:%s" % IQN in seen.stdout and "Lun:1" in seen.stdout, seen
 
             deleted = cluster.run("node1", ["tgtadm", "--lld", "iscsi", "--op", "delete",
-                                            "--mode", "target", "--tid", "1", "--force"])
+                                            "--mode", "target", "--tid", str(default_tid(IQN)),
+                                            "--force"])
             assert deleted.returncode == 0, deleted.stderr
             wait_until(failcount, 30, 0.5, "the lost target noticed by the monitor")
             wait_until(lambda: started() and IQN in show() and "LUN: 1\n" in show(), 60, 0.5,

@@ -22,6 +22,7 @@ import subprocess
 
 import pytest
 
+from hasf.agents.scsi_identity import default_tid
 from hasf.agents.tgt import parse_targets
 from lab.ocfrun import AgentRun
 from lab.tgtd import Tgtd
@@ -68,9 +69,9 @@ def export(agents, workdir, node, name, disk, target_params=None, **lu_params):
     return parse_targets(node.show())[IQN].tid
 
 
-def occupy_tid_1(node):
-    """Another target at tid 1: this node's SAN target gets tid 2 (the lowest free)."""
-    assert node.tgtadm("--op", "new", "--mode", "target", "--tid", "1", "--targetname",
+def occupy_tid(node, tid):
+    """Another target at `tid` on node."""
+    assert node.tgtadm("--op", "new", "--mode", "target", "--tid", str(tid), "--targetname",
                        IQN + "-other").returncode == 0
 
 
@@ -89,7 +90,7 @@ def test_identity_survives_a_failover_to_another_tid(agents, nodes, workdir, dis
     return only the explicitly given values (tgt's defaults): 0x80 is then "beaf11" on
     one node and "beaf21" on the other, and the T10 designators differ."""
     node_a, node_b = nodes
-    occupy_tid_1(node_b)
+    occupy_tid(node_b, default_tid(IQN))    # the derived tid is taken there: another one
     assert export(agents, workdir, node_a, "a", disk) != \
         export(agents, workdir, node_b, "b", disk)
 
@@ -114,7 +115,7 @@ def test_same_tid_whole_pages_identical(agents, nodes, workdir, disk):
     the same.  Mutation: iSCSITarget._free_tid ignoring the tid parameter (tid = None):
     the targets get tids 1 and 2, and page 0x83's NAA-local designator differs."""
     node_a, node_b = nodes
-    occupy_tid_1(node_b)
+    occupy_tid(node_b, default_tid(IQN))
     tids = [export(agents, workdir, node, name, disk, {"tid": 7})
             for node, name in ((node_a, "a"), (node_b, "b"))]
     for page in (0x80, 0x83):
@@ -127,10 +128,25 @@ def test_explicit_identity_wins(agents, nodes, workdir, disk):
     Mutation: identity(instance) without the explicit values (scsi_identity.identity
     called with the instance only): 0x80 shows the MD5 default instead."""
     node_a, node_b = nodes
-    occupy_tid_1(node_b)
+    occupy_tid(node_b, default_tid(IQN))
     for node, name in ((node_a, "a"), (node_b, "b")):
         export(agents, workdir, node, name, disk, scsi_id="explicit-id-42",
                scsi_sn="sn424242")
         assert inq(node, 0x80).rstrip().endswith(" sn424242]"), inq(node, 0x80)
         assert "Designator:[explicit-id-42]" in inq(node, 0x83)
     assert vpd_page(node_a.portal, IQN, 1, 0x80) == vpd_page(node_b.portal, IQN, 1, 0x80)
+
+
+def test_unset_tid_is_the_same_on_every_node_so_every_byte_matches(agents, nodes, workdir,
+                                                                    disk):
+    """tid unset, and the other node serves another target (at tid 1): both nodes still
+    take the tid derived from the IQN, and both pages are identical byte for byte.
+    Mutation: iSCSITarget._free_tid back to the lowest free tid -> tids 1 and 2, and the
+    NAA-local designator of page 0x83 differs."""
+    node_a, node_b = nodes
+    occupy_tid(node_b, 1)
+    tids = [export(agents, workdir, node, name, disk)
+            for node, name in ((node_a, "a"), (node_b, "b"))]
+    assert tids == [default_tid(IQN)] * 2
+    for page in (0x80, 0x83):
+        assert vpd_page(node_a.portal, IQN, 1, page) == vpd_page(node_b.portal, IQN, 1, page)
