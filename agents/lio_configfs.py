@@ -16,8 +16,8 @@ stuck device holds, a rmdir of a LUN waits for its in-flight I/O, and
 disabling a TPG waits for its sessions to close.  The agent itself never
 blocks in the kernel, so a hung configfs is an error within the timeout.
 
-A change is a plan: a list of steps (mkdir, symlink, write, chmod, rmdir,
-unlink) run in order in one child.  If a step fails the child reports how
+A change is a plan: a list of steps (kind, path[, value]) -- mkdir, rmdir,
+unlink, symlink (value: where it points), write, chmod -- run in order in one child.  If a step fails the child reports how
 many were done, and `undo` reverses exactly those: a failed start leaves
 nothing behind.  Values written (CHAP secrets among them) travel only in
 memory -- no argv, no environment -- and errors name the step and the path,

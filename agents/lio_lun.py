@@ -143,7 +143,7 @@ class LioLogicalUnit:
         store = os.path.join(root, "target", "core", hba, self.name)
         lun_dir = lio.tpg_path(root, iqn, "lun", "lun_%d" % lun)
         steps = [("mkdir", os.path.dirname(store))] + self.backstore_steps(store, path)
-        steps += [("mkdir", lun_dir), ("symlink", store, os.path.join(lun_dir, self.name))]
+        steps += [("mkdir", lun_dir), ("symlink", os.path.join(lun_dir, self.name), store)]
         wanted = self.params.allowed_initiators.split()
         made = [i for i in wanted if i not in detail["acls"]]
         for initiator in (wanted or sorted(detail["acls"])):
@@ -152,8 +152,8 @@ class LioLogicalUnit:
                 steps.append(("mkdir", lio.tpg_path(root, iqn, "acls", initiator)))
             acl_lun = lio.tpg_path(root, iqn, "acls", initiator, "lun_%d"
                                    % lio.free_mapped_number(mapped, lun))
-            steps += [("mkdir", acl_lun), ("symlink", lun_dir, os.path.join(acl_lun,
-                                                                            self.name))]
+            steps += [("mkdir", acl_lun), ("symlink", os.path.join(acl_lun, self.name),
+                                           lun_dir)]
         return steps, made
 
     # --- stop -----------------------------------------------------------------------------
