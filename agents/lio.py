@@ -21,12 +21,22 @@ The read functions below run in the bounded child; they return builtins.
 import os
 
 from hasf.agents import lio_configfs as cfs
+from hasf.ocf.errors import CannotTell
+from hasf.ocf.exitcodes import NOT_RUNNING
 
 TPG = "tpgt_1"
 
 
 def tpg_path(root, iqn, *parts):
     return os.path.join(root, "target", "iscsi", iqn, TPG, *parts)
+
+
+def absent_or_unknown(why, what):
+    """NOT_RUNNING when configfs proves absence; CannotTell when it cannot be seen."""
+    if why == "unmounted":
+        raise CannotTell("LIO (target_core_mod) is loaded but configfs is not mounted at "
+                         "%s: %s cannot be seen" % (cfs.ROOT, what))
+    return NOT_RUNNING
 
 
 # --- reads (run in the child through Configfs.ask) ----------------------------------------

@@ -22,8 +22,6 @@ import os
 
 from hasf.agents import lio
 from hasf.agents import lio_configfs as cfs
-from hasf.agents.lio_target import absent_or_unknown
-from hasf.agents.scsi_identity import identity
 from hasf import ocf
 
 PLUGINS = {"block": "iblock", "fileio": "fileio"}
@@ -65,7 +63,7 @@ class LioLogicalUnit:
         state = self.configfs.ask(lio.lun_state, (cfs.ROOT, cfs.SYSFS, iqn, lun, self.name),
                                   "LUN %d of %s" % (lun, iqn))
         if "absent" in state:
-            return absent_or_unknown(state["absent"], "target %s" % iqn)
+            return lio.absent_or_unknown(state["absent"], "target %s" % iqn)
         if state["store"] is None:
             left = [hba for hba, where in state["leftover"] if _same_path(where, path)]
             if left:
@@ -119,6 +117,8 @@ class LioLogicalUnit:
         else:  # fileio: a file needs its size; write-through (no fd_buffered_io)
             size = os.stat(path).st_size
             control = "fd_dev_name=%s" % path + (",fd_dev_size=%d" % size if size else "")
+        from hasf.agents.scsi_identity import identity
+
         serial = identity(self.name, None, self.params.scsi_sn)[1]
         steps = [("mkdir", store), ("write", os.path.join(store, "control"), control),
                  ("write", os.path.join(store, "udev_path"), path),
@@ -175,7 +175,7 @@ class LioLogicalUnit:
         detail = self.configfs.ask(lio.target_detail, (cfs.ROOT, cfs.SYSFS, iqn),
                                    "target %s" % iqn)
         if detail.get("absent") == "unmounted":
-            absent_or_unknown("unmounted", "target %s" % iqn)
+            lio.absent_or_unknown("unmounted", "target %s" % iqn)
         steps = []
         state = self.configfs.ask(lio.lun_state, (cfs.ROOT, cfs.SYSFS, iqn, lun, self.name),
                                   "LUN %d of %s" % (lun, iqn))

@@ -4,6 +4,8 @@ ClusterLabs' lio-t runs targetcli (a Python start-up and a walk of the
 whole configfs tree per call, the CHAP password in its argv); here start,
 monitor and stop are reads and writes of configfs (lio_configfs), each in a
 bounded child, under the per-host lock every hasf lio-t resource takes.
+What only start and validation need is imported there: a monitor's exec
+pays for the modules it runs.
 
 Differences from ClusterLabs' lio-t, each for exactness:
 - CHAP is enforced whenever incoming_username is set (attrib/authentication=1);
@@ -20,8 +22,6 @@ Differences from ClusterLabs' lio-t, each for exactness:
 from hasf.agents import lio
 from hasf.agents import lio_configfs as cfs
 from hasf import ocf
-from hasf.addresses import format_portal, is_iscsi_name, split_portal
-from hasf.secret import Secret
 
 #: the longest CHAP name or secret LIO keeps (MAX_USER_LEN / MAX_PASS_LEN, 256 with NUL)
 CHAP_MAX = 255
@@ -29,6 +29,8 @@ CHAP_MAX = 255
 
 def read_secret_file(path, name):
     """The first line of a secret file, as a Secret (never shown)."""
+    from hasf.secret import Secret
+
     try:
         with open(path) as handle:
             line = handle.readline()
@@ -60,14 +62,6 @@ def credential(params, user, password):
     return name, secret
 
 
-def absent_or_unknown(why, what):
-    """NOT_RUNNING when configfs proves absence; CannotTell when it cannot be seen."""
-    if why == "unmounted":
-        raise ocf.CannotTell("LIO (target_core_mod) is loaded but configfs is not mounted at "
-                             "%s: %s cannot be seen" % (cfs.ROOT, what))
-    return ocf.NOT_RUNNING
-
-
 class LioTarget:
     """The lio-t half of ISCSITarget; `agent` supplies params, log, deadline and lock."""
 
@@ -78,6 +72,8 @@ class LioTarget:
         self.configfs = cfs.Configfs(agent.deadline, agent.log)
 
     def validate(self):
+        from hasf.addresses import is_iscsi_name
+
         for word in self.params.allowed_initiators.split():
             if not is_iscsi_name(word):
                 raise ocf.NotConfigured("allowed_initiators: LIO admits initiators by name "
@@ -106,7 +102,7 @@ class LioTarget:
             if why == "no-tpg":
                 raise ocf.GenericError("target %s is in configfs without its TPG 1 (half "
                                        "made or half removed)" % iqn)
-            return absent_or_unknown(why, "target %s" % iqn)
+            return lio.absent_or_unknown(why, "target %s" % iqn)
         if state != "enabled":
             raise ocf.GenericError("target %s exists but its TPG 1 is disabled: initiators "
                                    "cannot log in" % iqn)
@@ -163,6 +159,8 @@ class LioTarget:
 
     def plan(self, iqn, incoming, outgoing):
         """The steps that make the target, in the order the kernel needs them."""
+        from hasf.addresses import format_portal, split_portal
+
         root = cfs.ROOT
         tpg = lambda *p: lio.tpg_path(root, iqn, *p)  # noqa: E731 -- a path shorthand
         steps = [("mkdir", self.configfs.path("iscsi", iqn)), ("mkdir", tpg())]
@@ -201,7 +199,7 @@ class LioTarget:
         detail = self.detail(iqn)
         if "absent" in detail:
             if detail["absent"] == "unmounted":
-                absent_or_unknown("unmounted", "target %s" % iqn)
+                lio.absent_or_unknown("unmounted", "target %s" % iqn)
             if detail["absent"] != "no-tpg":
                 return True
             detail = {}

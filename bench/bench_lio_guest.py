@@ -20,7 +20,7 @@ TARGET = 0.2
 DRIVER = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from harness import interleaved
+from harness import interleaved, measure
 iqn, disk = sys.argv[2:4]
 env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": "/usr/lib/ocf",
        "HA_RSCTMP": "/run/resource-agents", "OCF_RESKEY_CRM_meta_timeout": "20000",
@@ -35,6 +35,8 @@ for kind in ("iSCSITarget", "iSCSILogicalUnit"):
         ("heartbeat/" + kind, ["/usr/lib/ocf/resource.d/heartbeat/" + kind, "monitor"],
          env_k, None), runs=25)
     out[kind] = {s.label: {"wall": s.wall, "cpu": s.cpu, "rcs": s.rcs} for s in (ours, theirs)}
+floor = measure("python3 -I -S -c pass", ["python3", "-I", "-S", "-c", "pass"], env, runs=25)
+out["floor"] = {"wall": floor.wall, "cpu": floor.cpu, "rcs": floor.rcs}
 print(json.dumps(out))
 """
 LAUNCHER = """#!/usr/bin/python3 -IS
@@ -80,6 +82,7 @@ def run():
     for result in results:
         result.check()
     figures = json.loads(results[-3].stdout)
+    floor = figures.pop("floor")
     for kind, pair in figures.items():
         ours, theirs = (Stats(label, [d["wall"]], [d["cpu"]], d["rcs"])
                         for label, d in pair.items())
@@ -87,6 +90,10 @@ def run():
             raise RuntimeError("%s monitor rc: hasf %s, heartbeat %s"
                                % (kind, ours.rcs, theirs.rcs))
         report.compare("%s monitor (running; guest, TCG)" % kind, ours, theirs, TARGET)
+    report.note("the floor, python3 -I -S -c pass in the same guest: %.1f ms (%.2fx of "
+                "heartbeat/iSCSITarget's monitor)" % (floor["wall"] * 1000, floor["wall"] /
+                                                       figures["iSCSITarget"][
+                                                           "heartbeat/iSCSITarget"]["wall"]))
     report.note("medians of 25 alternating runs in one guest; hasf reads a few configfs "
                 "attributes in a forked child, heartbeat's lio-t runs bash, ocf-shellfuncs, "
                 "and its helpers")
