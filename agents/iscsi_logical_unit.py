@@ -51,7 +51,9 @@ LIO_PARAMETERS = (
         default="", shortdesc="Initiators this LUN is mapped to",
         longdesc="lio-t: the initiators (iqn./eui./naa.) that see this LUN; ACLs missing on "
                  "the target are made (and removed again on stop). Empty: the LUN is mapped "
-                 "into every ACL of the target (targetcli's default)."),
+                 "into every ACL of the target (targetcli's default). A target without "
+                 "allowed_initiators of its own (demo mode) still shows every LUN to "
+                 "initiators that have no ACL."),
 ) + tuple(ocf.Parameter(name, ocf.Integer(minimum=0, maximum=1), shortdesc="LIO " + what,
                         longdesc="lio-t: 1 enables %s (backstore attribute %s); unset: "
                                  "LIO's default." % (what, name))

@@ -19,6 +19,7 @@ Differences from ClusterLabs' lio-t:
 """
 
 import os
+import stat
 
 from hasf.agents import lio
 from hasf.agents import lio_configfs as cfs
@@ -34,6 +35,13 @@ TGT_ONLY = ("tgt_bstype", "tgt_bsoflags", "tgt_bsopts", "tgt_device_type", "tgt_
 def _same_path(theirs, ours):
     return theirs == ours or (theirs is not None and
                               os.path.realpath(theirs) == os.path.realpath(ours))
+
+
+def _is_file(path):
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # validate's existence check names a missing path
 
 
 class LioLogicalUnit:
@@ -54,6 +62,9 @@ class LioLogicalUnit:
         if "/" in self.name or self.name in (".", ".."):
             raise ocf.NotConfigured("the resource name %r cannot name a LIO backstore"
                                     % self.name)
+        if self.params.liot_bstype == "block" and _is_file(self.params.path):
+            raise ocf.NotConfigured("liot_bstype=block needs a block device; %s is a file "
+                                    "(use liot_bstype=fileio)" % self.params.path)
         if self.params.scsi_id:
             self.log.warning("scsi_id is not used with lio-t: LIO derives VPD page 0x83 from "
                              "the unit serial (scsi_sn)")

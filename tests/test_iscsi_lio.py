@@ -73,3 +73,17 @@ def test_a_failed_plan_is_undone_completely(tmp_path):
     configfs = cfs.Configfs()
     assert configfs.undo(plan, done, "test")
     assert not os.path.lexists(base)
+
+
+def test_block_backstore_of_a_file_is_refused(tmp_path):
+    """liot_bstype=block (the default) on a regular file: rc 6 naming fileio, before the
+    kernel refuses it obscurely.  Mutation: drop the _is_file check in
+    LioLogicalUnit.validate -> validate-all passes."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 4096)
+    done = agent("iscsi_logical_unit", "validate-all", tmp_path, implementation="lio-t",
+                 target_iqn=IQN, lun=0, path=str(image))
+    assert done.returncode == 6 and "liot_bstype=fileio" in done.stderr, done.stderr
+    done = agent("iscsi_logical_unit", "validate-all", tmp_path, implementation="lio-t",
+                 target_iqn=IQN, lun=0, path=str(image), liot_bstype="fileio")
+    assert done.returncode == 0, done.stderr
