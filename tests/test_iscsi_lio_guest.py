@@ -104,8 +104,9 @@ def test_no_secret_in_any_command_line_or_world_readable(guest_run):
 
 
 def test_stop_under_io_closes_sessions_and_leaves_nothing(guest_run):
-    """Stop of LU and target while the initiator writes.  Mutation: in
+    """Stop of LU and target while the initiator writes (and syncs) to the LUN.  Mutation: in
     lio.removal_of_target drop the rmdir of the IQN directory -> configfs still lists it."""
+    assert guest_run["writing-at-stop"]  # the writer to the LUN was still running
     assert rc(guest_run, "lun-stop-under-io") == 0
     assert rc(guest_run, "target-stop-sessions") == 0
     assert guest_run["target-stop-sessions"]["seconds"] < 25

@@ -26,6 +26,15 @@ OTHER = "iqn.2026-12.org.example:someone-else"
 SECRET, WRONG, MUTUAL = "Chap-Secret-0123", "Wrong-Secret-999", "Mutual-Secret-4567"
 FILE_SECRET = "File-Secret-abcdef"
 RESULTS = {}
+#: writes and syncs 64 KiB blocks over the disk's first 32 MiB until it fails or is killed
+WRITER = """import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+block, i = b"x" * 65536, 0
+while True:
+    os.pwrite(fd, block, (i % 512) * 65536)
+    os.fsync(fd)
+    i += 1
+"""
 with open("/etc/iscsi/initiatorname.iscsi") as _handle:
     ME = _handle.read().split("=", 1)[1].strip()
 
@@ -174,18 +183,15 @@ def chap_paths():
     login("login-right", iqn, "hasfuser", SECRET, "hasftarget", MUTUAL)
     RESULTS["disks-chap"] = disks(iqn)
     dev = (RESULTS["disks-chap"].get(0) or {}).get("dev")
-    writer = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/%s" % dev, "bs=64k",
-                               "count=100000", "oflag=direct"], stderr=subprocess.DEVNULL) \
-        if dev else None
+    writer = subprocess.Popen(["python3", "-c", WRITER, "/dev/%s" % dev],
+                              stderr=subprocess.DEVNULL) if dev else None
     time.sleep(1)
+    RESULTS["writing-at-stop"] = writer is not None and writer.poll() is None
     scanned("scan-chap-stop", [SECRET, MUTUAL], lambda: (
         lun("lun-stop-under-io", "stop", iqn, 0, "san-lun1", timeout_ms=30000),
         target("target-stop-sessions", "stop", iqn, timeout_ms=30000, **chap)))
     if writer is not None:
-        try:
-            writer.wait(30)
-        except subprocess.TimeoutExpired:
-            writer.kill()
+        writer.kill()
     target("chap-after", "monitor", iqn, **chap)
     lun("chap-lun-after", "monitor", iqn, 0, "san-lun1")
     RESULTS["configfs-after-chap"] = configfs_names()
