@@ -112,11 +112,16 @@ class TgtResource(RememberingAgent):
             return func(*args)
 
     def targets(self):
-        """{iqn: Target}, or {} when tgtd (or tgt itself) is provably not there."""
+        """{iqn: Target}, or {} when tgtd (or tgt itself) is provably not there.
+
+        A monitor (probes included) reads tgtd's report through its management
+        socket: it runs every few seconds, and a tgtadm exec was most of its
+        cost.  Start and stop read it through tgtadm, the same tool that makes
+        their changes."""
         from hasf.agents.tgt import TgtdNotRunning
 
         try:
-            return self.tgt.targets()
+            return self.tgt.targets(socket=self.invocation.action == "monitor")
         except TgtdNotRunning as exc:
             self.log.debug(exc.message)
             return {}

@@ -17,12 +17,20 @@ Anchor: heartbeat/iscsi, same parameter names.  Differences:
 - the portal must be an IP address: sysfs shows sessions by address, so a
   host name could never be matched (the start would log in and then time
   out, the stop and probes would not see the session).
+- CHAP, one-way and mutual (hasf additions: heartbeat/iscsi has none).  The
+  parameters are named after open-iscsi's own record keys,
+  node.session.auth.username / password / username_in / password_in, the
+  names administrators know from iscsid.conf and `iscsiadm -m node -o show`;
+  each password also has a *_file form (a root-only file) so that it need not
+  sit in the CIB, which every CIB reader can see.  start writes them into the
+  node record file between discovery and login (iscsi_chap: never in argv).
+  Unset, the record keeps iscsid.conf's settings, as with heartbeat/iscsi.
 """
 
 import os
 
 from hasf import ocf
-from hasf.agents import iscsi_sessions
+from hasf.agents import iscsi_chap, iscsi_sessions
 from hasf.addresses import format_portal, is_ip_network, is_ipv4, is_iscsi_name, split_portal
 from hasf.kernel import CannotRead
 from hasf.kernel.attrs import entries, read_attr
@@ -36,6 +44,37 @@ def _is_portal(text):
         return False
     host = portal[0]
     return is_ipv4(host) or (":" in host and "/" not in host and is_ip_network(host))
+
+
+def _chap_parameters():
+    """username/password (this initiator to the target) and username_in/password_in (the
+    target to this initiator, mutual CHAP), each password also as a root-only *_file."""
+    value = ocf.Checked(iscsi_chap.is_chap_value, "1 to 255 bytes, no control characters, "
+                                                  "no white space at either end")
+    auth = "node.session.auth."
+    made = []
+    for suffix, who, what, unset in (
+            ("", "This initiator's", "the target checks",
+             "the node record keeps what iscsid.conf says"),
+            ("_in", "The target's", "this initiator checks (mutual CHAP; needs "
+                                    "username/password too)", "one-way CHAP")):
+        made += [
+            ocf.Parameter("username" + suffix, value, shortdesc="%s CHAP user name" % who,
+                          longdesc="%s CHAP user name, which %s (open-iscsi's %susername%s). "
+                                   "Unset: %s." % (who, what, auth, suffix, unset)),
+            ocf.Parameter("password" + suffix, value, secret=True,
+                          shortdesc="%s CHAP password" % who,
+                          longdesc="%s CHAP secret (%spassword%s). Written only into the "
+                                   "node record file (mode 0600), never on a command line; "
+                                   "CIB readers can see it: password%s_file keeps it out of "
+                                   "the CIB." % (who, auth, suffix, suffix)),
+            ocf.Parameter("password%s_file" % suffix, ocf.Path(),
+                          shortdesc="File with %s CHAP password" % who.lower(),
+                          longdesc="Instead of password%s: a file whose first line is the "
+                                   "secret, owned by root and readable by nobody else (mode "
+                                   "0600); a file others can read is refused." % suffix),
+        ]
+    return tuple(made)
 
 
 def normal_portal(text):
@@ -77,13 +116,15 @@ class ISCSIInitiator(ocf.ResourceAgent):
                       longdesc="A session in recovery (FAILED) fails the monitor, unless this "
                                "is true: then the monitor waits within its timeout for the "
                                "kernel to log in again."),
-    )
+    ) + _chap_parameters()
     actions = (ocf.Action("start", 120), ocf.Action("stop", 120),
                ocf.Action("monitor", 30, interval=120, depth=0), ocf.Action("reload-agent", 30),
                ocf.Action("validate-all", 10))
-    #: read only by the operation that uses them (monitor; start; every call of iscsiadm):
-    #: a change needs no logout -- which would take every filesystem on the LUNs down
-    reloadable = ("try_recovery", "udev", "iscsiadm")
+    #: read only by the operation that uses them (monitor; start; every call of iscsiadm;
+    #: the CHAP settings by the next login): a change needs no logout -- which would take
+    #: every filesystem on the LUNs down
+    reloadable = ("try_recovery", "udev", "iscsiadm", "username", "password", "password_file",
+                  "username_in", "password_in", "password_in_file")
 
     @property
     def portal(self):
@@ -93,6 +134,37 @@ class ISCSIInitiator(ocf.ResourceAgent):
         if not os.access(self.params.iscsiadm, os.X_OK):
             raise ocf.NotInstalled("%s is not installed (package open-iscsi)"
                                    % self.params.iscsiadm)
+        self._chap()
+
+    def _chap(self):
+        """The configured CHAP settings, password files read; NotConfigured for settings that
+        are wrong everywhere, InvalidArgs for a password file unusable on this node."""
+        p = self.params
+        for suffix in ("", "_in"):
+            if getattr(p, "password" + suffix) and getattr(p, "password%s_file" % suffix):
+                raise ocf.NotConfigured("set password%s or password%s_file, not both"
+                                        % (suffix, suffix))
+            has_user = bool(getattr(p, "username" + suffix))
+            has_secret = bool(getattr(p, "password" + suffix)
+                              or getattr(p, "password%s_file" % suffix))
+            if has_user != has_secret:
+                raise ocf.NotConfigured("CHAP needs both username%s and password%s (or "
+                                        "password%s_file)" % (suffix, suffix, suffix))
+        if p.username_in and not p.username:
+            raise ocf.NotConfigured("mutual CHAP (username_in) needs username and password "
+                                    "too: the target only answers an initiator that "
+                                    "authenticated itself")
+        try:
+            return iscsi_chap.Chap(p.username, self._secret(""), p.username_in,
+                                   self._secret("_in"))
+        except iscsi_chap.CredentialFileError as exc:
+            raise ocf.InvalidArgs(exc.message) from None
+
+    def _secret(self, suffix):
+        path = getattr(self.params, "password%s_file" % suffix)
+        if path:
+            return iscsi_chap.read_secret_file(path)
+        return getattr(self.params, "password" + suffix)
 
     # --- monitor ------------------------------------------------------------------------
     def _sessions_or_tell(self, read):
@@ -151,11 +223,11 @@ class ISCSIInitiator(ocf.ResourceAgent):
         if self._logged_in():
             return None
         self._node_record()
+        chap = self._write_chap()
         result = self._iscsiadm("-m", "node", "-T", self.params.target, "-p", self.portal,
                                 "--login")
         if not result.ok and result.rc != 15:  # 15: session already exists
-            raise ocf.GenericError("login to %s at %s failed: %s" % (
-                self.params.target, self.portal, result.summary()))
+            self._login_failed(result, chap)
         found = self.deadline.wait_for(self._ready, 0.2, 1.0)
         if not found:
             raise ocf.GenericError("no logged-in session with block devices to %s at %s "
@@ -166,6 +238,45 @@ class ISCSIInitiator(ocf.ResourceAgent):
         self.log.info("logged in to %s at %s: %s" % (self.params.target, self.portal,
                                                     ", ".join(found[0].disks)))
         return None
+
+    def _write_chap(self):
+        """CHAP into the node record(s) of this target and portal, after discovery (or -o new)
+        made them afresh and before the login reads them.  Without CHAP parameters the records
+        stay as open-iscsi made them from iscsid.conf (iscsi_chap says why that also drops
+        what an earlier start wrote)."""
+        chap = self._chap()
+        if not chap.enabled:
+            return chap
+        address, port = split_portal(self.params.portal, DEFAULT_PORT)
+        try:
+            changed = iscsi_chap.apply(chap, self.params.target, address, port, self.deadline)
+        except iscsi_chap.NodeRecordError as exc:
+            raise ocf.GenericError(exc.message) from None
+        if changed:
+            self.log.info("wrote %sCHAP to %s" % ("mutual " if chap.mutual else "",
+                                                 ", ".join(changed)))
+        return chap
+
+    def _login_failed(self, result, chap):
+        """Why the login failed, with the code Pacemaker should act on: an authentication
+        failure (iscsiadm 24; 19 when mutual CHAP fails on the target's answer) is ERR_ARGS,
+        this node's credentials or ACL entry do not work -- retrying here cannot help, and
+        sessions of other nodes are not touched (ERR_CONFIGURED would stop them all)."""
+        where = "%s at %s" % (self.params.target, self.portal)
+        if result.rc == 24 and not chap.enabled:
+            raise ocf.InvalidArgs("login to %s was refused as unauthorized: the target "
+                                  "requires CHAP (set username and password) or does not "
+                                  "admit this initiator" % where)
+        if result.rc == 24:
+            raise ocf.InvalidArgs("CHAP login to %s as %r was refused: the target does not "
+                                  "accept this user name and password, or does not admit "
+                                  "this initiator" % (where, chap.username))
+        if result.rc == 19 and chap.mutual:
+            raise ocf.InvalidArgs("mutual CHAP login to %s failed (iscsiadm 19, non-retryable)"
+                                  ": the target did not prove itself as %r with password_in, "
+                                  "or rejected the login for another reason"
+                                  % (where, chap.username_in))
+        raise ocf.GenericError("login to %s failed: %s" % (where, result.summary()))
 
     def _ready(self):
         found = self._logged_in()
@@ -179,6 +290,10 @@ class ISCSIInitiator(ocf.ResourceAgent):
                 raise ocf.GenericError("creating the node record failed: %s" % result.summary())
             return
         result = self._iscsiadm("-m", "discovery", "-t", "sendtargets", "-p", self.portal)
+        if result.rc == 24:  # hasf sends no discovery CHAP (iscsi_chap says why)
+            raise ocf.InvalidArgs("discovery at %s was refused as unauthorized: the portal "
+                                  "requires CHAP for discovery, which this agent does not "
+                                  "send; set discovery_type=static" % self.portal)
         if not result.ok:
             raise ocf.GenericError("discovery at %s failed: %s" % (self.portal,
                                                                    result.summary()))

@@ -9,6 +9,12 @@ another target's LU counts as ours); start refuses a LUN number taken by a
 different backing store instead of failing obscurely; a failed parameter
 update removes the half-made LU; stop retries while tgtd reports the LU in
 use, bounded by the stop timeout, and returns only once it is gone.
+
+The SCSI identity (scsi_id, scsi_sn: VPD pages 0x83 and 0x80) defaults to
+ClusterLabs' values derived from the resource instance name
+(hasf.agents.scsi_identity), not to tgt's, which derives it from the target
+id: a SAN failover to a node where the target got another tid keeps the
+disk initiators know.
 """
 
 import os
@@ -27,11 +33,30 @@ _BACKING_OPTIONS = (("tgt_bstype", "--bstype", "backing store type (rdwr, aio, .
                     ("tgt_device_type", "--device-type", "device type (disk, cd, ...)"))
 
 
+#: what the identity fields default to when unset (hasf.agents.scsi_identity)
+_IDENTITY_DEFAULTS = {
+    "scsi_id": "the resource instance name's first 16 characters",
+    "scsi_sn": "the first 8 hex digits of the MD5 of the resource instance name",
+}
+_IDENTITY_NOTES = {
+    "scsi_id": " tgt adds a locally-assigned NAA designator made of the tid and LUN; set the "
+               "iSCSITarget's tid for every byte of page 0x83 to match too.",
+    "scsi_sn": "",
+}
+
+
 def _field(name, length, what):
+    if name in _IDENTITY_DEFAULTS:
+        unset = ("If unset: %s, as ocf:heartbeat:iSCSILogicalUnit does -- the same on every "
+                 "node, so initiators (multipath, /dev/disk/by-id) see the same disk after a "
+                 "failover, whatever tid the target got there.%s"
+                 % (_IDENTITY_DEFAULTS[name], _IDENTITY_NOTES[name]))
+    else:
+        unset = "tgt's default if unset."
     return ocf.Parameter(
         name, ocf.Checked(lambda t: len(t) <= length and base.is_tgt_value(t),
                           "at most %d characters, no whitespace, ',' or '='" % length),
-        shortdesc=what, longdesc="The LU's %s; tgt's default if unset." % what)
+        shortdesc=what, longdesc="The LU's %s. %s" % (what, unset))
 
 
 def _backing_option(name, what):
@@ -131,6 +156,7 @@ class ISCSILogicalUnit(base.TgtResource):
                     return None
                 raise ocf.GenericError("LUN %d of %s is already backed by %s, not %s"
                                        % (lun, iqn, target.luns[lun], path))
+            inquiry = self._lu_params()
             tgt = self.tgt
             options = []
             for name, flag, _ in _BACKING_OPTIONS:
@@ -138,9 +164,6 @@ class ISCSILogicalUnit(base.TgtResource):
                     options += [flag, getattr(self.params, name)]
             tgt.new_lu(target.tid, lun, path, options)
             self.remember(iqn, lun, path)
-            inquiry = [(name, getattr(self.params, name)) for name, _, _ in _INQUIRY
-                       if getattr(self.params, name)]
-            inquiry += base.name_value_pairs(self.params.additional_parameters)
             if inquiry:
                 try:
                     tgt.update_lu(target.tid, lun, inquiry)
@@ -166,6 +189,35 @@ class ISCSILogicalUnit(base.TgtResource):
                                    % (lun, iqn, self.deadline.seconds))
 
     # --- helpers ------------------------------------------------------------------------
+    def _lu_params(self):
+        """[(name, value)] to set on the new LU: its identity, the inquiry fields given,
+        then additional_parameters."""
+        return self._identity() + [
+            (name, getattr(self.params, name)) for name, _, _ in _INQUIRY
+            if name not in _IDENTITY_DEFAULTS and getattr(self.params, name)
+        ] + base.name_value_pairs(self.params.additional_parameters)
+
+    def _identity(self):
+        """[(scsi_id, ...), (scsi_sn, ...)]: explicit values, else derived from the instance.
+
+        tgt's own defaults come from the target id, which differs between
+        nodes; without an instance name (an agent run by hand) there is
+        nothing node-independent to derive from, and tgt's default stays."""
+        from hasf.agents.scsi_identity import identity
+
+        instance = self.invocation.instance
+        if not instance:
+            self.log.warning("no resource instance name: scsi_id/scsi_sn not derived from it")
+            return [(n, getattr(self.params, n)) for n in _IDENTITY_DEFAULTS
+                    if getattr(self.params, n)]
+        scsi_id, scsi_sn = identity(instance, self.params.scsi_id, self.params.scsi_sn)
+        for name, value in (("scsi_id", scsi_id), ("scsi_sn", scsi_sn)):
+            if not base.is_tgt_value(value):
+                raise ocf.NotConfigured("%s derived from the resource name %r would be %r, "
+                                        "which tgt cannot take; set %s" % (name, instance,
+                                                                           value, name))
+        return [("scsi_id", scsi_id), ("scsi_sn", scsi_sn)]
+
     def _find(self, iqn, lun, path):
         """(tid, lun) when the target has this LUN on this backing store, else None."""
         target = self.targets().get(iqn)

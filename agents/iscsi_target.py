@@ -16,7 +16,8 @@ names, so an existing configuration moves over unchanged.  Differences:
 - "Not running" only when tgtd says so or provably does not run; tgtd
   alive but not answering is an error, never a guess.
 - CHAP (incoming_username/password) is refused with tgt: tgtadm takes the
-  password on its command line, readable in /proc by every local user.
+  password on its command line, readable in /proc by every local user.  The
+  refusal names implementation=lio-t, which sets CHAP through configfs.
 """
 
 from hasf import ocf
@@ -110,9 +111,10 @@ class ISCSITarget(base.TgtResource):
             return self._lio().validate()
         if any(getattr(self.params, n) for n in CHAP):
             raise ocf.NotConfigured(
-                "CHAP (incoming_username/incoming_password) is not supported with tgt: tgtadm "
-                "takes the password on its command line, visible to every local user; use "
-                "allowed_initiators, or implementation=lio-t")
+                "CHAP (incoming_username/incoming_password) is not supported with "
+                "implementation=tgt: tgtadm takes the password on its command line, visible "
+                "to every local user in /proc; use implementation=lio-t (CHAP set through "
+                "configfs) or restrict logins with allowed_initiators")
         super().validate()
 
     def _lio(self):

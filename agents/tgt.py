@@ -12,6 +12,10 @@ sessions and ACLs.
 /run/tgtd/socket.<port>.lock for its whole life: no lock holder means no
 daemon and so, for certain, no target.  A tgtadm that fails or hangs while
 the lock is held means "cannot tell", never "stopped".
+
+The monitor reads the same report through tgtd's socket instead
+(hasf.agents.tgt_socket, `targets(socket=True)`): no exec, and no import of
+hasf.runner, which is why that import waits for the first tgtadm call.
 """
 
 import fcntl
@@ -20,7 +24,6 @@ import struct
 
 from hasf.ocf.errors import CannotTell, GenericError, NotInstalled
 from hasf.addresses import is_iscsi_name
-from hasf.runner import CommandNotFound, CommandTimeout, resolve, run
 
 SOCKET_DIR = "/run/tgtd"
 NOT_INSTALLED = "tgtadm is not installed (package tgt / scsi-target-utils)"
@@ -90,6 +93,8 @@ def parse_targets(text):
 
 def require_tgtadm():
     """NotInstalled unless tgtadm is on this node (start and validate-all check first)."""
+    from hasf.runner import CommandNotFound, resolve
+
     try:
         resolve("tgtadm")
     except CommandNotFound:
@@ -118,6 +123,7 @@ class Tgt:
         self.control_port = control_port
         self.deadline = deadline
         self.log = log
+        self.socket_dir = socket_dir
         self.lock_path = os.path.join(socket_dir, "socket.%d.lock" % control_port)
 
     # --- the daemon ---------------------------------------------------------------------
@@ -125,6 +131,8 @@ class Tgt:
         return _lock_held(self.lock_path)
 
     def _tgtadm(self, *args):
+        from hasf.runner import CommandNotFound, CommandTimeout, run
+
         argv = ["tgtadm", "-C", str(self.control_port), "--lld", "iscsi"] + list(args)
         try:
             return run(argv, timeout=CALL_TIMEOUT, deadline=self.deadline, log=self.log)
@@ -151,8 +159,13 @@ class Tgt:
         raise TgtRefused(result.summary(), result.rc)
 
     # --- what is there ------------------------------------------------------------------
-    def targets(self):
-        """{iqn: Target}; TgtdNotRunning when tgtd is provably not running."""
+    def targets(self, socket=False):
+        """{iqn: Target}; TgtdNotRunning when tgtd is provably not running.
+
+        socket=True asks tgtd's management socket directly instead of running
+        tgtadm (the same report, no exec): what the monitor does."""
+        if socket:
+            return parse_targets(self._show_through_socket())
         try:
             result = self._tgtadm("--op", "show", "--mode", "target")
         except NotInstalled as exc:
@@ -162,6 +175,18 @@ class Tgt:
         if not result.ok:
             raise self._unreachable(result)
         return parse_targets(result.stdout)
+
+    def _show_through_socket(self):
+        from hasf.agents.tgt_socket import TgtdUnreachable, show_targets
+
+        try:
+            return show_targets(self.control_port, self.deadline, self.socket_dir)
+        except TgtdUnreachable as exc:
+            if self.daemon_running():  # starting or stopping: its lock is held
+                raise CannotTell("tgtd (control port %d) is running but %s"
+                                 % (self.control_port, exc.message)) from None
+            raise TgtdNotRunning("tgtd is not running (control port %d): %s"
+                                 % (self.control_port, exc.message)) from None
 
     def portals(self):
         """The addresses tgtd listens on, as "address:port" strings."""

@@ -212,6 +212,8 @@ class Expander:
         params = target_role.map(iqn=san.iqn, implementation=san.implementation,
                                  portal=san.portal)
         params.update(san.target_params)
+        if san.chap is not None:
+            params.update(san.chap.target_params())
         members = [build.primitive(target_id, target_role.agent, self.ids, params,
                                    ops=self.ops(target_role, target_role.agent))]
         for lun in san.luns:
@@ -228,6 +230,8 @@ class Expander:
         role = self.role("initiator")
         params = role.map(portal=san.portal, iqn=san.iqn)
         params.update(san.initiator_params)
+        if san.chap is not None:
+            params.update(san.chap.initiator_params())
         primitive = build.primitive(self.ids.new(INITIATOR), role.agent, self.ids, params,
                                     ops=self.ops(role, role.agent))
         clone = self.add_clone(INITIATOR, primitive, self.clone_meta(role.agent, role))

@@ -17,6 +17,7 @@ import re
 from hasf.addresses import is_ipv4
 from hasf.cib import tomlread
 from hasf.cib.build import CibError, duration, score
+from hasf.cib.chap import CIB_READERS, PASSWORD_PARAMS, clashes, read_chap
 from hasf.cib.errors import Problems
 from hasf.cib.ids import why_invalid
 
@@ -55,8 +56,10 @@ class Lun:
 
 class San:
     def __init__(self, name, node, iqn, portal, implementation, luns, target_params,
-                 initiator_params, initiators=()):
+                 initiator_params, initiators=(), chap=None):
         self.name, self.node, self.iqn, self.portal = name, node, iqn, portal
+        #: cib.chap.Chap for [san.chap], or None
+        self.chap = chap
         self.implementation, self.luns = implementation, luns
         self.target_params, self.initiator_params = target_params, initiator_params
         #: nodes that log in to the target (empty: every node)
@@ -323,7 +326,7 @@ def _topology(r, s, table):
 def _san(r, s, table):
     where = "[san]"
     r.keys(table, where, ("name", "node", "iqn", "portal", "implementation", "lun",
-                          "initiators", "target-params", "initiator-params"))
+                          "initiators", "target-params", "initiator-params", "chap"))
     luns = []
     for i, item in enumerate(_array(r, table, "lun")):
         w = "[[san.lun]] #%d" % (i + 1)
@@ -335,14 +338,24 @@ def _san(r, s, table):
                         r.scalars(item, "params", w)))
     if not luns:
         r.p.error(where, "needs at least one [[san.lun]]")
+    implementation = r.string(table, "implementation", where)
+    target_params = r.scalars(table, "target-params", where)
+    initiator_params = r.scalars(table, "initiator-params", where)
+    chap = read_chap(r, r.table(table.get("chap"), "[san.chap]"), implementation)
+    if chap is not None:
+        for name in clashes(chap, target_params, initiator_params):
+            r.p.error(where, "%s is set by [san.chap]: not again in target-params or "
+                             "initiator-params" % name)
+    for key, params in (("target-params", target_params),
+                        ("initiator-params", initiator_params)):
+        for name in sorted(set(params) & PASSWORD_PARAMS):
+            r.p.warn(where, "%s.%s %s" % (key, name, CIB_READERS % (name + "_file")))
     s.san = San(r.string(table, "name", where, default="san"),
                 r.string(table, "node", where, required=True),
                 r.string(table, "iqn", where, required=True),
                 r.string(table, "portal", where, required=True),
-                r.string(table, "implementation", where), luns,
-                r.scalars(table, "target-params", where),
-                r.scalars(table, "initiator-params", where),
-                r.strings(table, "initiators", where))
+                implementation, luns, target_params, initiator_params,
+                r.strings(table, "initiators", where), chap)
 
 
 class Ocfs2:

@@ -186,13 +186,15 @@ ISCSI_LOGICAL_UNIT = Compat(Counterpart(
         ("lun", "tgt: 1 or more (LUN 0 is its controller); lio-t: 0 or more"),
         ("vendor_id", "lio-t: written to the backstore's wwn/vendor_id (ClusterLabs ignores it "
                       "with lio-t)"),
-        ("scsi_id", "unset: tgt's own default (ClusterLabs: the resource name's first 16 "
-                    "characters); hasf-cib adopt writes ClusterLabs' default out so "
-                    "initiators see the same LU. lio-t: ignored with a warning, as ClusterLabs "
-                    "does (LIO derives page 0x83 from the unit serial)"),
-        ("scsi_sn", "unset: tgt's own default (ClusterLabs: 8 hex digits of the resource "
-                    "name's MD5); hasf-cib adopt writes ClusterLabs' default out. lio-t: unset "
-                    "means ClusterLabs' default, written to wwn/vpd_unit_serial"),
+        ("scsi_id", "unset: ClusterLabs' default, the resource instance name's first 16 "
+                    "characters, the same on every node (tgt's own default follows the "
+                    "tid); hasf's meta-data names the rule where ClusterLabs' prints the "
+                    "value for the instance that ran meta-data. lio-t: ignored with a "
+                    "warning, as ClusterLabs does (LIO derives page 0x83 from the unit "
+                    "serial)"),
+        ("scsi_sn", "unset: ClusterLabs' default, 8 hex digits of the resource instance "
+                    "name's MD5, the same on every node (tgt's own follows the tid); lio-t "
+                    "writes it to the backstore's wwn/vpd_unit_serial"),
         ("allowed_initiators", "lio-t: restricts -- the LUN is mapped only into these "
                                "initiators' ACLs (ClusterLabs maps it into every existing ACL "
                                "as well); unset, into every ACL. " + _LIO_ONLY),
@@ -215,7 +217,10 @@ ISCSI_INITIATOR = Compat(Counterpart(
                    "address the kernel shows"),
         ("iscsiadm", "an absolute path (default /usr/sbin/iscsiadm); ClusterLabs looked "
                      "the name up in PATH"),
-    )))
+    ),
+    note="hasf adds CHAP, which heartbeat/iscsi lacks: username, password, password_file, "
+         "username_in, password_in, password_in_file (open-iscsi's node.session.auth.* "
+         "names; written to the node record, never on a command line)"))
 
 O2CB_WAY = ("OCFS2Membership runs OCFS2's own o2cb stack (o2net and o2hb in the kernel) from "
          "its nodes parameter; there is no ocfs2_controld or dlm_controld to start")

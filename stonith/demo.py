@@ -11,7 +11,11 @@ writing to shared storage -- the split-brain fencing exists to prevent.  So
 THIS device, in this run, sent the power command to the node over a session
 that authenticated (ssh's own "Sending command" record proves the request
 left), and afterwards either saw it go (no answer) or come back with a new
-boot id.  A node that is unreachable before the act -- "already off" to a
+boot id.  "This run" spans fenced's attempts of one reboot request: the
+attempt that sent a reboot records it in a root-only directory (record_dir,
+act_record.py), and the next attempt -- a new process -- takes it up for a
+bounded time, so a reboot that took effect after its attempt gave up is
+not failed closed a second time.  A node that is unreachable before the act -- "already off" to a
 naive device -- is a failure saying this device cannot verify power.  After a
 reboot it counts as on only when it answers with a different boot id.  A
 node that is hung but still routable, or an sshd that dies while the kernel
@@ -26,6 +30,7 @@ remote login shell (that is how ssh works); locally there is no shell.
 
 from hasf import runner
 from hasf.stonith import fence_agent, glue
+from hasf.stonith.act_record import ActRecords
 from hasf.stonith.definition import Definition
 from hasf.stonith.engine import OFF, ON, Device
 from hasf.stonith.errors import ConfigError, DeviceError
@@ -51,6 +56,9 @@ PARAMS = (
           default="echo b > /proc/sysrq-trigger", metavar="command"),
     Param("boot_id_command", shortdesc="Remote command printing an id that changes per boot",
           default="cat /proc/sys/kernel/random/boot_id", metavar="command"),
+    Param("record_dir", shortdesc="Directory (root-only) where the device records the reboot "
+          "commands it sent, so that fenced's next attempt can finish verifying one",
+          default="/run/hasf/fence_hasf_demo", metavar="path"),
 )
 
 
@@ -84,6 +92,8 @@ class DemoDevice(Device):
         self.boot_ids = {}      # target -> boot id it answered with in this run
         self.acted = {}         # target -> boot id it had when we sent the power command
         self.on_requested = set()
+        # an earlier attempt's act counts for two power_timeouts: fenced retries at once
+        self.records = ActRecords(opts.record_dir, 2 * opts.power_timeout + self.timeout, log)
 
     def _ssh(self, target, command, deadline, timeout, level="ERROR"):
         argv = self.base + ["-o", "LogLevel=%s" % level, "--", target, command]
@@ -147,12 +157,27 @@ class DemoDevice(Device):
                                   "sent is unknown: %s" % (target, CANNOT_VERIFY)) from None
             self.log.info("the %s command left for %s (its ssh session did not end: the "
                           "node went down under it)" % ("reboot" if reboot else "off", target))
-            self.acted[target] = before
+            self._acted(target, before, reboot)
             return
         if SENT_MARK not in said:
             raise DeviceError("the %s command did not reach %s: %s" % (
                 "reboot" if reboot else "off", target, _last_error(result)))
+        self._acted(target, before, reboot)
+
+    def _acted(self, target, before, reboot):
         self.acted[target] = before
+        if reboot:
+            self.records.remember(target, before)
+
+    def resume_reboot(self, target):
+        before = self.records.unfinished(target)
+        if before is not None and target not in self.acted:
+            self.log.info("taking up the reboot command an earlier attempt sent to %s (it then "
+                          "ran boot %s)" % (target, before))
+            self.acted[target] = before
+
+    def reboot_verified(self, target):
+        self.records.forget(target)
 
     def power_on(self, target, deadline):
         # software cannot switch a machine on; after a reboot command it comes

@@ -63,6 +63,13 @@ class Device:
         """Return normally if the device answers and accepts our credentials."""
         raise NotImplementedError
 
+    def resume_reboot(self, target):
+        """A reboot of target is requested: a device that remembers its acts across
+        processes (act_record.py) may take up one it sent in an earlier attempt."""
+
+    def reboot_verified(self, target):
+        """The reboot of target reached its verified off: nothing is left to resume."""
+
     def close(self):
         pass
 
@@ -185,7 +192,9 @@ class Engine:
     def reboot(self, target):
         """Verified off, then on; a failed on after a verified off still fenced the node."""
         self._run_delay()
+        self.device.resume_reboot(target)
         self.off(target, reboot=True)
+        self.device.reboot_verified(target)
         if self.device.restarts_by_itself:
             self.log.info("%s was verified off; it restarts by itself (not waited for)" % target)
             return "rebooted"

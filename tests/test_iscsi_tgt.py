@@ -203,8 +203,11 @@ def test_bad_parameters(target, lun):
     result = target("start", iqn="not-an-iqn", allowed_initiators="10.0.0.1/33 x")
     assert result.rc == OCF["ERR_CONFIGURED"]
     assert "iqn=" in result.reason and "allowed_initiators=" in result.reason
+    # CHAP with tgt: refused, saying why (tgtadm's argv) and what to use instead
+    # (mutation: the reason without "implementation=lio-t")
     result = target("start", incoming_username="alice", incoming_password="s3cret-pw")
     assert result.rc == OCF["ERR_CONFIGURED"] and "CHAP" in result.reason
+    assert "command line" in result.reason and "implementation=lio-t" in result.reason
     assert "s3cret-pw" not in result.stderr + result.stdout
     result = lun("start", vendor_id="WAY-TOO-LONG", product_id="a,b")
     assert result.rc == OCF["ERR_CONFIGURED"]

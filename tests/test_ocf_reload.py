@@ -31,7 +31,8 @@ EXPECTED_RELOADABLE = {
                        "autoset_utilization_hv_memory", "autoset_utilization_host_memory",
                        "unset_utilization_cpu", "unset_utilization_hv_memory",
                        "unset_utilization_host_memory"},
-    "iscsi": {"try_recovery", "udev", "iscsiadm"},
+    "iscsi": {"try_recovery", "udev", "iscsiadm", "username", "password", "password_file",
+              "username_in", "password_in", "password_in_file"},
     "iSCSITarget": None, "iSCSILogicalUnit": None,
 }
 

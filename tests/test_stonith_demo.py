@@ -24,6 +24,7 @@ KILL_SSHD = "kill $(cat /run/sshd.pid)"
 def node():
     with NamespaceSshd(hostname="demonode") as sshd:
         sshd.boot_id_file = os.path.join(sshd.dir, "boot_id")
+        sshd.record_dir = os.path.join(sshd.dir, "acts")
         with open(sshd.boot_id_file, "w") as handle:
             handle.write("boot-1\n")
         yield sshd
@@ -33,7 +34,8 @@ def params(sshd, **extra):
     values = dict(host_map="node1:%s" % sshd.address, identity_file=sshd.identity,
                   known_hosts_file=sshd.known_hosts, off_command=KILL_SSHD,
                   reboot_command=KILL_SSHD, boot_id_command="cat %s" % sshd.boot_id_file,
-                  login_timeout=2, power_timeout=10, stonith_status_sleep=0.2)
+                  login_timeout=2, power_timeout=10, stonith_status_sleep=0.2,
+                  record_dir=sshd.record_dir)
     values.update(extra)
     return values
 
@@ -170,3 +172,79 @@ def test_glue_plugin_reset(node):
                      env=env)
         player.join(20)
         assert result.returncode == 0, result.stderr
+
+
+# -- a retry by a new process takes up the reboot an earlier attempt sent (act_record.py) --
+
+#: a reboot that takes the node down only after the attempt sending it gave up verifying
+SLOW_REBOOT = "nohup sh -c 'sleep 2; %s' >/dev/null 2>&1 </dev/null &" % KILL_SSHD
+
+
+def _failed_first_attempt(node):
+    """Attempt 1 sends the (slow) reboot and fails: the node still answers within 1 s."""
+    result = run([agent("demo")], stdin=stdin_of(action="reboot", port="node1", **params(
+        node, reboot_command=SLOW_REBOOT, power_timeout=1)))
+    assert result.returncode == 1 and "did not power off" in result.stderr, result.stderr
+    deadline = time.monotonic() + 15
+    while node.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert node.proc.poll() is not None, "the slow reboot never took the node down"
+
+
+def _retry(node, action="reboot", **extra):
+    return run([agent("demo")], stdin=stdin_of(action=action, port="node1",
+                                               **params(node, **extra)))
+
+
+def test_retry_takes_up_the_reboot_an_earlier_attempt_sent(node):
+    """fenced's next attempt is a new process: the node it finds unreachable went down
+    after attempt 1's reboot command, and the record says so -> rc 0.  Once verified the
+    record is gone: a further request fails closed again.  Mutation: Engine.reboot
+    without device.resume_reboot -> the retry answers rc 1 (unreachable, not powered off
+    by this device)."""
+    _failed_first_attempt(node)
+    result = _retry(node)
+    assert result.returncode == 0, result.stderr
+    assert "taking up the reboot command an earlier attempt sent" in result.stderr
+    assert _retry(node).returncode == 1         # forgotten after the verified off
+
+
+def test_retry_after_the_node_is_back_does_not_reboot_it_again(node):
+    """Attempt 1's reboot took the node down and it came back (new boot id): the reboot
+    happened, the retry succeeds without sending another command.  Mutation: no act
+    records -> the retry sees a node that is on and reboots it again (the marker file
+    appears; with this harmless command the node stays up and the retry fails)."""
+    player = reboot_later(node)
+    _failed_first_attempt(node)
+    player.join(20)
+    marker = os.path.join(node.dir, "rebooted-again")
+    result = _retry(node, reboot_command="touch %s" % marker, power_timeout=3)
+    assert result.returncode == 0, result.stderr
+    assert not os.path.exists(marker)
+
+
+def test_an_off_request_never_takes_up_a_reboot_record(node):
+    """A record is a reboot in progress; an off request must see the node off by its own
+    act (a node back from the reboot is on).  Mutation: call resume_reboot in Engine.off."""
+    _failed_first_attempt(node)
+    assert _retry(node, action="off").returncode == 1
+
+
+def test_records_others_could_write_are_ignored(node):
+    """Whoever can write a record can make an unreachable node count as off: a record
+    directory others may write is ignored and the retry fails closed.  Mutation: drop
+    the ownership/mode check in ActRecords._private_directory -> rc 0."""
+    _failed_first_attempt(node)
+    os.chmod(node.record_dir, 0o777)
+    result = _retry(node)
+    assert result.returncode == 1, result.stderr
+    assert "act records ignored" in result.stderr
+
+
+def test_an_old_record_is_ignored(node):
+    """An act counts for 2 x power_timeout + login_timeout of the attempt reading it.
+    Mutation: drop the age check in ActRecords._valid -> rc 0."""
+    _failed_first_attempt(node)
+    time.sleep(2.5)
+    result = _retry(node, power_timeout=0.5, login_timeout=1)
+    assert result.returncode == 1, result.stderr

@@ -18,7 +18,7 @@ from hasf.ocf.environment import Invocation
 from hasf.ocf.errors import ConfigurationProblems, OCFError
 from hasf.ocf import exitcodes as rc
 from hasf.ocf.log import AgentLog
-from hasf.ocf.params import parse_params
+from hasf.ocf.params import hide_secrets, parse_params
 from hasf.secret import redact
 
 #: Actions that change or establish state: parameters must be right, and validate() runs first.
@@ -89,6 +89,8 @@ def run(agent_class, argv=None, environ=None, out=None, err=None):
     invocation = Invocation(action, env)
     log = AgentLog(agent_class.name, invocation.instance, env, stream=err)
     params, problems = parse_params(agent_class.parameters, env, log, agent_class.refused)
+    if environ is None:  # the process's own environment: what its children inherit
+        hide_secrets(agent_class.parameters, os.environ)
     agent = agent_class(invocation, params, problems, log)
     try:
         status = _dispatch(agent, invocation, problems)

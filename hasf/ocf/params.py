@@ -245,3 +245,15 @@ def parse_params(parameters, environ, log=None, refused=()):
         values[param.name] = value
     declared = {name for param in parameters for name in (param.name,) + param.aliases}
     return Params(values, given), problems + refusals(refused, environ, declared)
+
+
+def hide_secrets(parameters, environ):
+    """Remove the secret parameters' OCF_RESKEY_* variables from `environ` once parsed.
+
+    Every program an agent runs inherits its environment: iscsiadm, udevadm or dmsetup have
+    no use for a password, and each copy is one more /proc/PID/environ that shows it.  (The
+    agent's own /proc/PID/environ keeps what execd passed; that is the OCF interface.)"""
+    for param in parameters:
+        if param.secret:
+            for key in (param.name,) + param.aliases:
+                environ.pop("OCF_RESKEY_" + key, None)
