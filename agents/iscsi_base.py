@@ -14,7 +14,8 @@ from hasf import ocf
 from hasf.ocf.remembering import RememberingAgent
 from hasf.ocf.state import Lock, rsctmp
 
-IMPLEMENTATIONS = ("tgt",)
+IMPLEMENTATIONS = ("tgt", "lio-t")
+LIO = "lio-t"
 _NAME_VALUE_FORBIDDEN = frozenset(",= \t\n\"'\\")
 
 
@@ -22,8 +23,9 @@ def implementation_parameter():
     return ocf.Parameter(
         "implementation", ocf.Choice(*IMPLEMENTATIONS), default="tgt",
         shortdesc="iSCSI target implementation",
-        longdesc="The iSCSI target daemon. hasf drives tgt (tgtd/tgtadm, user space). For LIO "
-                 "(lio, lio-t) keep ocf:heartbeat's agents until hasf supports it.")
+        longdesc="The iSCSI target: tgt (tgtd, user space, driven through tgtadm) or lio-t (LIO, "
+                 "the kernel's target, driven through configfs as targetcli would; no targetcli "
+                 "process is run). ClusterLabs' older lio (lio_node/tcm_node) is not supported.")
 
 
 def control_port_parameter():
@@ -67,7 +69,29 @@ class TgtResource(RememberingAgent):
     def validate(self):
         from hasf.agents.tgt import require_tgtadm
 
-        require_tgtadm()
+        if not self.lio:
+            require_tgtadm()
+
+    @property
+    def lio(self):
+        """Whether this resource lives in LIO (implementation=lio-t) rather than tgtd."""
+        return self.params.implementation == LIO
+
+    def lio_lock(self):
+        """One lock per host for every hasf lio-t change (configfs is one tree)."""
+        return Lock("hasf-lio", self.deadline, {"HA_RSCTMP": rsctmp(self.invocation.environ)})
+
+    def lio_locked(self, func, *args):
+        """func(*args) under the LIO lock: one configfs sequence, then the lock is free."""
+        with self.lio_lock():
+            return func(*args)
+
+    def refuse_given(self, names, why):
+        """NotConfigured when any of these parameters is set (they belong to the other
+        implementation and would otherwise be silently ignored)."""
+        given = [n for n in names if self.params.given(n)]
+        if given:
+            raise ocf.NotConfigured("%s: %s" % (", ".join(given), why))
 
     @property
     def tgt(self):

@@ -1,4 +1,6 @@
-"""ocf:hasf:iSCSILogicalUnit -- one LUN of a tgt iSCSI target.
+"""ocf:hasf:iSCSILogicalUnit -- one LUN of a tgt or LIO iSCSI target.
+
+implementation=lio-t is agents/lio_lun.py (configfs); what follows is tgt.
 
 Anchor: heartbeat/iSCSILogicalUnit (implementation=tgt), same parameter
 names.  Differences: monitor checks *this* target's *this* LUN and its
@@ -64,11 +66,33 @@ def _backing_option(name, what):
                                   + "; tgt's default if unset.")
 
 
+LIO_PARAMETERS = (
+    ocf.Parameter("liot_bstype", ocf.Choice("block", "fileio"), default="block",
+                  shortdesc="LIO backstore type",
+                  longdesc="lio-t: block (iblock, a block device) or fileio (a file, or a block "
+                           "device through the page cache; write-through)."),
+    ocf.Parameter("allowed_initiators", ocf.Checked(
+        lambda t: all(is_iscsi_name(w) for w in t.split()), "space-separated initiator names"),
+        default="", shortdesc="Initiators this LUN is mapped to",
+        longdesc="lio-t: the initiators (iqn./eui./naa.) that see this LUN; ACLs missing on "
+                 "the target are made (and removed again on stop). Empty: the LUN is mapped "
+                 "into every ACL of the target (targetcli's default). A target without "
+                 "allowed_initiators of its own (demo mode) still shows every LUN to "
+                 "initiators that have no ACL."),
+) + tuple(ocf.Parameter(name, ocf.Integer(minimum=0, maximum=1), shortdesc="LIO " + what,
+                        longdesc="lio-t: 1 enables %s (backstore attribute %s); unset: "
+                                 "LIO's default." % (what, name))
+          for name, what in (("emulate_tpu", "UNMAP (thin provisioning, TRIM/DISCARD)"),
+                             ("emulate_3pc", "EXTENDED COPY (third-party copy)"),
+                             ("emulate_caw", "COMPARE AND WRITE")))
+LIO_ONLY = tuple(p.name for p in LIO_PARAMETERS)
+
+
 class ISCSILogicalUnit(base.TgtResource):
     name, version = "iSCSILogicalUnit", "1.0"
-    shortdesc = "iSCSI logical unit (tgt)"
+    shortdesc = "iSCSI logical unit (tgt or LIO)"
     longdesc = (
-        "Exports a block device or file as one LUN of an iSCSI target in tgtd. Order it after "
+        "Exports a block device or file as one LUN of an iSCSI target in tgtd or LIO. Order it after "
         "(and colocate it with) its iSCSITarget, usually in one group. Parameter names follow "
         "ocf:heartbeat:iSCSILogicalUnit.")
     identity_fields = ("target_iqn", "lun", "path")
@@ -79,30 +103,46 @@ class ISCSILogicalUnit(base.TgtResource):
                                                 "or naa.)"),
                       required=True, shortdesc="Target IQN",
                       longdesc="The IQN of the target this LU belongs to (its iSCSITarget's iqn)."),
-        ocf.Parameter("lun", ocf.Integer(minimum=1, maximum=16383), required=True,
+        ocf.Parameter("lun", ocf.Integer(minimum=0, maximum=16383), required=True,
                       shortdesc="Logical unit number",
-                      longdesc="The LUN; tgt keeps LUN 0 for its controller, so 1 or more."),
+                      longdesc="The LUN; tgt keeps LUN 0 for its controller (so 1 or more "
+                               "there), LIO takes 0 too."),
         ocf.Parameter("path", ocf.Path(), required=True, shortdesc="Backing store",
                       longdesc="The block device or file that holds the LU's data."),
     ) + tuple(_field(*f) for f in _INQUIRY) + tuple(
         _backing_option(n, w) for n, _, w in _BACKING_OPTIONS) + (
         base.additional_parameters_parameter("logical unit"),
         base.control_port_parameter(),
-    )
+    ) + LIO_PARAMETERS
     actions = (ocf.Action("start", 20), ocf.Action("stop", 30),
                ocf.Action("monitor", 10, interval=10, depth=0), ocf.Action("validate-all", 10))
 
     def validate(self):
         super().validate()
+        if self.lio:
+            self._lio().validate()
+        else:
+            self.refuse_given(LIO_ONLY, "LIO settings (implementation=lio-t), not tgt's")
+            if self.params.lun == 0:
+                raise ocf.NotConfigured("lun 0 is tgt's controller LUN; use 1 or more")
         if not os.path.exists(self.params.path):
             raise ocf.NotInstalled("backing store %s does not exist on this node"
                                    % self.params.path)
 
+    def _lio(self):
+        from hasf.agents.lio_lun import LioLogicalUnit
+
+        return LioLogicalUnit(self)
+
     # --- actions ------------------------------------------------------------------------
     def state_of(self, iqn, lun, path):
+        if self.lio:
+            return self._lio().state_of(iqn, lun, path)
         return ocf.SUCCESS if self._find(iqn, lun, path) is not None else ocf.NOT_RUNNING
 
     def start(self):
+        if self.lio:
+            return self._lio().start()
         iqn, lun, path = self.params.target_iqn, self.params.lun, self.params.path
         with self.tgt_lock():
             target = self.targets().get(iqn)
@@ -139,6 +179,8 @@ class ISCSILogicalUnit(base.TgtResource):
         """Rounds of removal until the LU is gone, the lock held only during a round: an
         LU whose backing store hangs under an initiator's I/O must not keep every other
         target and LU on this tgtd from starting and stopping meanwhile."""
+        if self.lio:
+            return self._lio().release(iqn, lun, path)
         if not self.deadline.wait_for(lambda: self._locked(self._remove, iqn, lun, path),
                                       0.2, 1.0):
             raise ocf.GenericError("LUN %d of %s is still in tgtd (in use by an initiator "

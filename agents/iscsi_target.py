@@ -1,4 +1,6 @@
-"""ocf:hasf:iSCSITarget -- an iSCSI target in tgtd, the scenario's SAN export.
+"""ocf:hasf:iSCSITarget -- an iSCSI target in tgtd or LIO, the scenario's SAN export.
+
+implementation=lio-t is agents/lio_target.py (configfs); what follows is tgt.
 
 Anchor: heartbeat/iSCSITarget (implementation=tgt), with its parameter
 names, so an existing configuration moves over unchanged.  Differences:
@@ -24,6 +26,8 @@ from hasf.agents import iscsi_base as base
 from hasf.addresses import is_ip_network, is_iscsi_name, split_portal
 
 DEFAULT_PORTAL = "0.0.0.0:3260"
+CHAP = ("incoming_username", "incoming_password", "incoming_password_file", "outgoing_username",
+        "outgoing_password", "outgoing_password_file")
 
 
 def _is_initiator_list(text):
@@ -48,9 +52,9 @@ def _serves(listening, portal):
 
 class ISCSITarget(base.TgtResource):
     name, version = "iSCSITarget", "1.0"
-    shortdesc = "iSCSI target (tgt)"
+    shortdesc = "iSCSI target (tgt or LIO)"
     longdesc = (
-        "Exports an iSCSI target from tgtd: the SAN of the scenario, usually grouped with its "
+        "Exports an iSCSI target from tgtd or LIO: the SAN of the scenario, usually grouped with its "
         "iSCSILogicalUnit resources and pinned to the node that owns the backing storage. "
         "Parameter names follow ocf:heartbeat:iSCSITarget. The target is identified by its "
         "exact IQN; stop closes initiator sessions and waits until the target is gone.")
@@ -82,13 +86,23 @@ class ISCSITarget(base.TgtResource):
                       longdesc="Space-separated initiator names (iqn./eui./naa.), IP "
                                "addresses or CIDR ranges. Empty: any initiator (tgt's ALL)."),
         ocf.Parameter("incoming_username", unique=True, shortdesc="Incoming CHAP user",
-                      longdesc="Not supported with tgt, whose tgtadm would put the password "
-                               "on its command line; setting it fails validation. Use "
-                               "implementation=lio-t (CHAP through configfs, no secret on "
-                               "any command line), or restrict access with "
-                               "allowed_initiators."),
+                      longdesc="lio-t: the CHAP user initiators must log in as (CHAP is then "
+                               "enforced). Not supported with tgt, whose tgtadm would put the "
+                               "password on its command line; setting it fails validation."),
         ocf.Parameter("incoming_password", secret=True, shortdesc="Incoming CHAP password",
-                      longdesc="Not supported with tgt (see incoming_username)."),
+                      longdesc="lio-t: the CHAP secret of incoming_username, written to "
+                               "configfs (mode 0600), never to a command line."),
+        ocf.Parameter("incoming_password_file", ocf.Path(), shortdesc="File with the incoming "
+                      "CHAP password", longdesc="lio-t: instead of incoming_password, a file "
+                      "(first line) readable by root only, so the secret is not in the CIB."),
+        ocf.Parameter("outgoing_username", shortdesc="Mutual CHAP user (target)",
+                      longdesc="lio-t: the name the target answers mutual CHAP with "
+                               "(initiators authenticate the target); needs incoming CHAP."),
+        ocf.Parameter("outgoing_password", secret=True, shortdesc="Mutual CHAP password",
+                      longdesc="lio-t: the secret of outgoing_username."),
+        ocf.Parameter("outgoing_password_file", ocf.Path(), shortdesc="File with the mutual "
+                      "CHAP password", longdesc="lio-t: instead of outgoing_password, a file "
+                      "(first line) readable by root only."),
         base.additional_parameters_parameter("target"),
         base.control_port_parameter(),
     )
@@ -96,7 +110,11 @@ class ISCSITarget(base.TgtResource):
                ocf.Action("monitor", 10, interval=10, depth=0), ocf.Action("validate-all", 10))
 
     def validate(self):
-        if self.params.incoming_username or self.params.incoming_password:
+        if self.lio:
+            self.refuse_given(("tgt_control_port",), "a tgt setting; LIO has no daemon")
+            super().validate()
+            return self._lio().validate()
+        if any(getattr(self.params, n) for n in CHAP):
             raise ocf.NotConfigured(
                 "CHAP (incoming_username/incoming_password) is not supported with "
                 "implementation=tgt: tgtadm takes the password on its command line, visible "
@@ -104,8 +122,15 @@ class ISCSITarget(base.TgtResource):
                 "configfs) or restrict logins with allowed_initiators")
         super().validate()
 
+    def _lio(self):
+        from hasf.agents.lio_target import LioTarget
+
+        return LioTarget(self)
+
     # --- actions ------------------------------------------------------------------------
     def state_of(self, iqn):
+        if self.lio:
+            return self._lio().state_of(iqn)
         target = self.targets().get(iqn)
         if target is None:
             return ocf.NOT_RUNNING
@@ -118,6 +143,8 @@ class ISCSITarget(base.TgtResource):
         return ocf.SUCCESS
 
     def start(self):
+        if self.lio:
+            return self._lio().start()
         iqn = self.params.iqn
         with self.tgt_lock():
             targets = self.targets()
@@ -146,6 +173,8 @@ class ISCSITarget(base.TgtResource):
         """Rounds of removal until the target is gone, the lock held only during a round:
         between rounds (an initiator's stuck I/O, a session that will not close) every
         other target and LU on this tgtd must be able to start and stop."""
+        if self.lio:
+            return self._lio().release(iqn)
         if not self.deadline.wait_for(lambda: self._locked(self._remove, iqn), 0.2, 1.0):
             raise ocf.GenericError("target %s is still in tgtd after %.0fs of stop"
                                    % (iqn, self.deadline.seconds))

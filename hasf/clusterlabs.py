@@ -150,42 +150,63 @@ FILESYSTEM = Compat(Counterpart(
                           "which never blocks"),
     )))
 
-_LIO = "hasf drives tgt only (implementation=tgt)"
+_OLD_LIO = ("hasf drives tgt and lio-t (LIO through configfs); ClusterLabs' older lio "
+            "(lio_node/tcm_node) is not supported")
+_LIO_ONLY = "lio-t only (with tgt it fails validation)"
 
 ISCSI_TARGET = Compat(Counterpart(
     "ocf:heartbeat:iSCSITarget", "ocf:hasf:iSCSITarget",
-    taken=("iqn", "tid", "portals", "allowed_initiators", "additional_parameters"),
+    taken=("iqn", "allowed_initiators"),
     changed=(
-        ("implementation", "tgt only; lio and lio-t are refused (keep ClusterLabs' agent "
-                           "for LIO)"),
-        ("incoming_username", "refused with tgt, whose tgtadm would show the password in "
-                              "its command line: use implementation=lio-t (CHAP through "
-                              "configfs), or restrict access with allowed_initiators"),
-        ("incoming_password", "refused with tgt (see incoming_username)"),
+        ("implementation", "tgt (default) or lio-t; lio and iet are refused. lio-t runs no "
+                           "targetcli: configfs is read and written directly"),
+        ("tid", "tgt: optional (the lowest free one is taken and remembered); lio-t: ignored "
+                "with a warning, as ClusterLabs does"),
+        ("portals", "tgt: checked against tgtd's listening portals; lio-t: every portal is "
+                    "created, the default 0.0.0.0:3260 too (ClusterLabs' lio-t skips the "
+                    "default one)"),
+        ("incoming_username", "lio-t: CHAP is always enforced (ClusterLabs leaves "
+                              "authentication=0 without allowed_initiators, so logins without "
+                              "CHAP pass); refused with tgt, whose tgtadm would show the "
+                              "password in its command line"),
+        ("incoming_password", "lio-t: written to configfs (made 0600 first), never to a "
+                              "command line (ClusterLabs passes it to targetcli in argv); "
+                              "incoming_password_file as an alternative; refused with tgt"),
+        ("additional_parameters", "lio-t: TPG parameters (tpgt_1/param/NAME); one LIO does not "
+                                  "have fails start (ClusterLabs warns and goes on)"),
     ),
-    refused=(R("iser_portals", "iSER portals are LIO's; " + _LIO),)))
+    refused=(R("iser_portals", "iSER is not supported by hasf's lio-t"),)))
 
 ISCSI_LOGICAL_UNIT = Compat(Counterpart(
     "ocf:heartbeat:iSCSILogicalUnit", "ocf:hasf:iSCSILogicalUnit",
-    taken=("target_iqn", "lun", "path", "vendor_id", "product_id", "tgt_bstype",
-           "tgt_bsoflags", "tgt_bsopts", "tgt_device_type", "additional_parameters"),
+    taken=("target_iqn", "path", "product_id", "tgt_bstype", "tgt_bsoflags", "tgt_bsopts",
+           "tgt_device_type", "emulate_tpu", "emulate_3pc", "emulate_caw"),
     changed=(
-        ("implementation", "tgt only; lio and lio-t are refused"),
+        ("implementation", "tgt (default) or lio-t; lio, iet and scst are refused"),
+        ("lun", "tgt: 1 or more (LUN 0 is its controller); lio-t: 0 or more"),
+        ("vendor_id", "lio-t: written to the backstore's wwn/vendor_id (ClusterLabs ignores it "
+                      "with lio-t)"),
         ("scsi_id", "unset: ClusterLabs' default, the resource instance name's first 16 "
                     "characters, the same on every node (tgt's own default follows the "
                     "tid); hasf's meta-data names the rule where ClusterLabs' prints the "
-                    "value for the instance that ran meta-data"),
+                    "value for the instance that ran meta-data. lio-t: ignored with a "
+                    "warning, as ClusterLabs does (LIO derives page 0x83 from the unit "
+                    "serial)"),
         ("scsi_sn", "unset: ClusterLabs' default, 8 hex digits of the resource instance "
-                    "name's MD5, the same on every node (tgt's own follows the tid)"),
+                    "name's MD5, the same on every node (tgt's own follows the tid); lio-t "
+                    "writes it to the backstore's wwn/vpd_unit_serial"),
+        ("allowed_initiators", "lio-t: restricts -- the LUN is mapped only into these "
+                               "initiators' ACLs (ClusterLabs maps it into every existing ACL "
+                               "as well); unset, into every ACL. " + _LIO_ONLY),
+        ("liot_bstype", "block or fileio; pscsi is refused. fileio is write-through "
+                        "(targetcli's default is write-back, which loses acknowledged writes "
+                        "at failover). " + _LIO_ONLY),
+        ("additional_parameters", "lio-t: backstore attributes (attrib/NAME; ClusterLabs "
+                                  "ignores them with lio-t)"),
     ),
     refused=(
-        R("emulate_tpu", "a LIO setting; " + _LIO, (OFF,)),
-        R("emulate_3pc", "a LIO setting; " + _LIO, (OFF,)),
-        R("emulate_caw", "a LIO setting; " + _LIO, (OFF,)),
-        R("allowed_initiators", "an lio-t setting; with tgt, access is the target's: set "
-                                "allowed_initiators on the iSCSITarget"),
-        R("lio_iblock", "a LIO setting; " + _LIO, ("0",)),
-        R("liot_bstype", "an lio-t setting; " + _LIO + " (tgt_bstype)", ("block",)),
+        R("lio_iblock", "the older lio implementation's; " + _OLD_LIO + " (lio-t makes one "
+                        "HBA per backstore, as targetcli does)", ("0",)),
     )))
 
 ISCSI_INITIATOR = Compat(Counterpart(
