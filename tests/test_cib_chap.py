@@ -101,3 +101,12 @@ def test_chap_and_the_same_parameter_in_params_clash():
     with pytest.raises(SpecError) as caught:
         spec.loads(text)
     assert "username is set by [san.chap]" in str(caught.value)
+
+
+def test_the_agents_take_every_parameter_chap_writes():
+    """Checked against hasf's own agents' meta-data (from the source tree): the names
+    [san.chap] writes are parameters iSCSITarget (lio-t) and iscsi declare.  Mutation:
+    write `incoming_secret_file` for the target -> "unknown parameter"."""
+    s = spec.loads(demo_with(MUTUAL), collect=True)
+    _cib, problems = expand.expand(s, AgentCatalog())
+    assert not problems.errors, problems.errors
