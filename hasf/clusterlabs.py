@@ -160,7 +160,9 @@ ISCSI_TARGET = Compat(Counterpart(
     changed=(
         ("implementation", "tgt (default) or lio-t; lio and iet are refused. lio-t runs no "
                            "targetcli: configfs is read and written directly"),
-        ("tid", "tgt: optional (the lowest free one is taken and remembered); lio-t: ignored "
+        ("tid", "tgt: optional (ClusterLabs requires it); unset, one derived from the IQN, "
+                "the same on every node, since tgt writes the tid into page 0x83 (the lowest "
+                "free one, with a warning, only if another target holds it); lio-t: ignored "
                 "with a warning, as ClusterLabs does"),
         ("portals", "tgt: checked against tgtd's listening portals; lio-t: every portal is "
                     "created, the default 0.0.0.0:3260 too (ClusterLabs' lio-t skips the "
