@@ -194,6 +194,28 @@ class Configfs:
         except (isolated.ChildTimedOut, isolated.ChildFailed) as exc:
             raise CannotTell("cannot read LIO's configfs: %s" % exc.message) from None
 
+    def mount(self, why):
+        """Mount configfs at root, as systemd's sys-kernel-config.mount does at boot.
+
+        A node without it (no systemd, a rescue boot, a container) has LIO loaded
+        and its objects out of sight: a stop could then neither remove a target nor
+        prove it absent.  configfs has one tree whatever mounts it, so mounting it
+        shows the kernel's own view.  Start and stop do this; a monitor does not
+        change the node and answers "cannot tell" instead."""
+        from hasf.runner import CommandError, run
+
+        try:
+            result = run(["mount", "-t", "configfs", "configfs", self.root], timeout=10,
+                         deadline=self.deadline, log=self.log)
+        except CommandError as exc:
+            raise CannotTell("configfs is not mounted at %s and mounting it failed (%s): %s"
+                             % (self.root, why, exc.message)) from None
+        if not self.ask(mounted, (self.root,), "the configfs mount"):
+            raise CannotTell("configfs is not mounted at %s and `mount -t configfs` did not "
+                             "mount it (%s): %s" % (self.root, why, result.summary()))
+        if self.log is not None:
+            self.log.info("mounted configfs at %s (%s)" % (self.root, why))
+
     def apply(self, plan, what, tolerate_absent=False):
         """Run the plan; ChangeRefused (with the count done) if the kernel refuses a step,
         GenericError if the child does not finish in time (then nothing is known)."""

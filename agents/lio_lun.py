@@ -186,7 +186,8 @@ class LioLogicalUnit:
         detail = self.configfs.ask(lio.target_detail, (cfs.ROOT, cfs.SYSFS, iqn),
                                    "target %s" % iqn)
         if detail.get("absent") == "unmounted":
-            lio.absent_or_unknown("unmounted", "target %s" % iqn)
+            self.configfs.mount("stop of LUN %d of %s" % (lun, iqn))
+            return False        # the next round sees the kernel's view
         steps = []
         state = self.configfs.ask(lio.lun_state, (cfs.ROOT, cfs.SYSFS, iqn, lun, self.name),
                                   "LUN %d of %s" % (lun, iqn))

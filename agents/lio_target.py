@@ -140,7 +140,8 @@ class LioTarget:
 
     def ensure_fabric(self):
         """LIO's iscsi fabric directory (mkdir loads iscsi_target_mod); target_core_mod
-        itself is loaded with modprobe when configfs does not show it yet."""
+        itself is loaded with modprobe when configfs does not show it yet, and configfs
+        is mounted when nothing (no systemd) has mounted it."""
         from hasf.runner import CommandNotFound, run
 
         have = self.configfs.ask(cfs.exists, (self.configfs.path(),), "LIO")
@@ -150,6 +151,9 @@ class LioTarget:
                     log=self.log)
             except CommandNotFound:
                 raise ocf.NotInstalled("LIO is not loaded and modprobe is missing") from None
+            if not self.configfs.ask(cfs.exists, (self.configfs.path(),), "LIO") and \
+                    not self.configfs.ask(cfs.mounted, (cfs.ROOT,), "the configfs mount"):
+                self.configfs.mount("start of target %s" % self.params.iqn)
             if not self.configfs.ask(cfs.exists, (self.configfs.path(),), "LIO"):
                 raise ocf.NotInstalled("LIO is not available: %s does not exist (is configfs "
                                        "mounted, target_core_mod installed?)"
@@ -199,7 +203,8 @@ class LioTarget:
         detail = self.detail(iqn)
         if "absent" in detail:
             if detail["absent"] == "unmounted":
-                lio.absent_or_unknown("unmounted", "target %s" % iqn)
+                self.configfs.mount("stop of target %s" % iqn)
+                return False    # the next round sees the kernel's view
             if detail["absent"] != "no-tpg":
                 return True
             detail = {}

@@ -155,3 +155,18 @@ def test_unreadable_or_hung_configfs_is_an_error_not_stopped(guest_run):
     assert rc(guest_run, "hung-target") == 1
     assert "did not finish" in guest_run["hung-target"]["err"]
     assert guest_run["hung-target"]["seconds"] < 20
+
+
+def test_start_and_stop_mount_configfs_where_nothing_did(guest_run):
+    """A node without systemd (the lab's) has LIO loaded after a start and configfs not
+    mounted: start mounts it and creates the target; a monitor there cannot see (1, never
+    7); stop mounts it and removes the target (found in the lab: stop answered 1 and the
+    node was fenced).  Mutation: in LioTarget._remove raise CannotTell again for
+    "unmounted" instead of mounting -> the stop answers 1 and the target stays."""
+    assert rc(guest_run, "unmounted-start") == 0, guest_run["unmounted-start"]
+    assert guest_run["unmounted-after-start"] is True
+    assert rc(guest_run, "unmounted-monitor") == 1
+    assert "configfs is not mounted" in guest_run["unmounted-monitor"]["err"]
+    assert rc(guest_run, "unmounted-stop") == 0, guest_run["unmounted-stop"]
+    assert "mounted configfs" in guest_run["unmounted-stop"]["err"]
+    assert guest_run["unmounted-after-stop"] is False

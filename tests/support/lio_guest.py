@@ -274,6 +274,24 @@ def unreadable_and_hung(iqn):
     target("hung-target", "monitor", iqn, instance="t-failover", prefix=hang)
 
 
+#: runs argv in a private mount namespace without configfs (LIO stays loaded): a node
+#: whose configfs nothing mounted (no systemd -- the lab's nodes)
+BARE = ["unshare", "-m", "--propagation", "private", "python3", "-c",
+        "import os, subprocess, sys; subprocess.run(['umount', '/sys/kernel/config'], "
+        "check=True); os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
+def unmounted_configfs():
+    """LIO loaded, configfs not mounted: start and stop mount it and decide; a monitor
+    cannot see and says so."""
+    iqn = IQN % "unmounted"
+    target("unmounted-start", "start", iqn, prefix=BARE)
+    RESULTS["unmounted-after-start"] = iqn in configfs_names()["iqns"]
+    target("unmounted-monitor", "monitor", iqn, prefix=BARE)
+    target("unmounted-stop", "stop", iqn, prefix=BARE)
+    RESULTS["unmounted-after-stop"] = iqn in configfs_names()["iqns"]
+
+
 def main():
     subprocess.run(["iscsid"], timeout=30)
     os.makedirs("/run/resource-agents", exist_ok=True)
@@ -289,6 +307,7 @@ def main():
     lun("dummy-lun-stop", "stop", IQN % "dummy", 0, "dummy-lun", "/run/fileio.img",
         liot_bstype="fileio")
     target("dummy-stop", "stop", IQN % "dummy")
+    unmounted_configfs()
     RESULTS["configfs-end"] = configfs_names()
     ocf_tester()
     print(json.dumps(RESULTS))
