@@ -47,7 +47,8 @@ AGENTS = {
     "iscsi-target": Role("ocf:hasf:iSCSITarget", {"iqn": "iqn", "implementation":
                                                   "implementation", "portal": "portals"}),
     "iscsi-lun": Role("ocf:hasf:iSCSILogicalUnit", {"iqn": "target_iqn", "lun": "lun",
-                                                    "path": "path"}),
+                                                    "path": "path",
+                                                    "implementation": "implementation"}),
     "initiator": Role("ocf:hasf:iscsi", {"portal": "portal", "iqn": "target"},
                       ops={"start": 120, "stop": 120, "monitor": (30, 30)}),
     "membership": Role("ocf:hasf:OCFS2Membership", {"nodes": "nodes",
@@ -217,7 +218,8 @@ class Expander:
         members = [build.primitive(target_id, target_role.agent, self.ids, params,
                                    ops=self.ops(target_role, target_role.agent))]
         for lun in san.luns:
-            lun_params = lun_role.map(iqn=san.iqn, lun=lun.number, path=lun.path)
+            lun_params = lun_role.map(iqn=san.iqn, lun=lun.number, path=lun.path,
+                                      implementation=san.implementation)
             lun_params.update(lun.params)
             members.append(build.primitive(self.ids.new(san.name, "lun%d" % lun.number),
                                            lun_role.agent, self.ids, lun_params,

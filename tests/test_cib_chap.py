@@ -110,3 +110,13 @@ def test_the_agents_take_every_parameter_chap_writes():
     s = spec.loads(demo_with(MUTUAL), collect=True)
     _cib, problems = expand.expand(s, AgentCatalog())
     assert not problems.errors, problems.errors
+
+
+def test_the_logical_units_run_the_targets_implementation():
+    """The LU agent drives the same target software as its target: a lio-t SAN whose LU
+    ran tgt (the default) failed its start in the lab ("target ... is not running").
+    Mutation: drop implementation from the iscsi-lun role's lun_role.map call -> no
+    implementation on the LU."""
+    _s, root, _ = expanded(demo_with(MUTUAL))
+    lun = params_of(root, ".//primitive[@type='iSCSILogicalUnit']")
+    assert lun["implementation"] == "lio-t"
