@@ -112,6 +112,12 @@ class LabSpec:
         san = spec.get("san") or {}
         self.san_node = san.get("node")
         self.san_iqn = san.get("iqn")
+        #: tgt needs tgtd running on the SAN node; LIO is the kernel's (the agent loads it)
+        self.san_implementation = san.get("implementation", "tgt")
+        #: [san.chap]'s password files: the lab writes a fresh secret into each, on every node
+        chap = san.get("chap") or {}
+        self.chap_files = [chap[k] for k in ("password-file", "target-password-file")
+                           if k in chap]
         self.stores = {s["name"]: s["directory"] for s in spec.get("store", [])}
         self.vms = {v["name"]: v for v in spec.get("vm", [])}
         self.fences = [f["name"] for f in spec.get("fence", [])]
@@ -207,6 +213,7 @@ class Cluster(Service):
         corosync = COROSYNC_CONF % {"name": self.name, "token": self.token, "nodes": "".join(
             NODE_STANZA % (addresses[n], n, i + 1) for i, n in enumerate(self.names))}
         passwords = {name: secrets.token_hex(8) for name in self.names}
+        chap_secrets = {path: secrets.token_hex(12) for path in self.lab.chap_files}
         self.san_disk = SanDisk(os.path.join(self.dir, "san.img")).make()
         with open(key) as handle:
             private_key = handle.read()
@@ -221,7 +228,8 @@ class Cluster(Service):
             node = Node(name, os.path.join(self.dir, name), image, addresses[name] + "/24",
                         ports[i], ports[1 - i], addresses, key, memory=self.memory,
                         disks=[(self.san_disk.path, "san0")] if san else [],
-                        services=NODE_SERVICES + (("tgtd",) if san else ()),
+                        services=NODE_SERVICES + (("tgtd",) if san and
+                                                  self.lab.san_implementation == "tgt" else ()),
                         modules=NODE_MODULES, no_reboot=self.lab.fence_kind == "power")
             node.add_file("/etc/corosync/corosync.conf", corosync)
             node.add_file("/etc/iscsi/initiatorname.iscsi",
@@ -232,6 +240,8 @@ class Cluster(Service):
             node.add_file("/root/.ssh/config", SSH_CONFIG, 0o600)
             if self.sshd is not None:   # fence_hasf_libvirt checks the host's sshd key
                 node.add_file("/root/.ssh/known_hosts", self.sshd.known_hosts_line(), 0o600)
+            for path, secret in chap_secrets.items():
+                node.add_file(path, secret + "\n", 0o600)
             for other in self.names:
                 node.add_file("/etc/hasf/bmc-%s" % other, passwords[other] + "\n", 0o600)
                 # fence_ipmilan's password_script (the ClusterLabs lab spec): prints it
