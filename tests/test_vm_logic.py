@@ -231,6 +231,23 @@ def test_hypervisor_state_and_lookup_with_test_driver():
     hv.close()
 
 
+def test_wait_state_sees_a_vanished_transient_domain_as_reached():
+    """A transient domain that shut down is gone (state None): the wait for "inactive" is
+    over, not expired (found on Xen: a PV domU powered off in 2 s, and stop destroyed it
+    "after 40 s").  Mutation: wait_state returning the last state again (None) -> False."""
+    from hasf.agents.vm_libvirt import INACTIVE_STATES, Hypervisor
+
+    hv = Hypervisor("test:///default", Deadline(10)).connect()
+    hv.call(hv.conn.createXML, "<domain type='test'><name>hasf-transient</name>"
+            "<memory>8192</memory><os><type>hvm</type></os></domain>", 0, what="create")
+    dom = hv.lookup("hasf-transient")
+    hv.call(dom.destroy, what="destroy")        # transient: now undefined as well
+    assert hv.state(dom) == (None, None)
+    assert hv.wait_state(dom, lambda s: s is None or s in INACTIVE_STATES, Deadline(2)) is True
+    assert hv.wait_state(dom, lambda s: s is not None, Deadline(0.5)) is False
+    hv.close()
+
+
 def test_driver_errors_are_translated_not_swallowed():
     from hasf.agents.vm_libvirt import Hypervisor
 
