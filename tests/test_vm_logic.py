@@ -117,6 +117,24 @@ def test_no_process_for_an_unknown_domain_is_proof_of_absence():
                                         Deadline(5)) is None
 
 
+@pytest.mark.parametrize("files, dom0", [
+    ({"/proc/xen/capabilities": "control_d"}, True),
+    ({"/proc/xen/capabilities": "", "/sys/hypervisor/type": "xen"}, False),   # a domU
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "PV"}, True),
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "PVH"}, True),
+    ({"/sys/hypervisor/type": "xen"}, True),           # a kernel without guest_type
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "HVM"}, False),
+    ({"/sys/hypervisor/type": "kvm"}, False),
+    ({}, False),
+])
+def test_xen_dom0_is_recognised_without_xenfs(monkeypatch, files, dom0):
+    """A dom0 without xenfs mounted is still a Xen dom0 (tests/test_xen_vm.py shows it on a
+    real one).  Mutation: xen_control_domain reading only /proc/xen/capabilities -> the
+    sysfs-only dom0 cases fail."""
+    monkeypatch.setattr(vm_procs, "read_attr", files.get)
+    assert vm_procs.xen_control_domain() is dom0
+
+
 # --- parameters: validation and literal pass-through ----------------------------------------
 def run_agent(action, params, tmp_path, interval="0"):
     env = {"OCF_RESOURCE_INSTANCE": "vm-logic", "HA_RSCTMP": str(tmp_path),
