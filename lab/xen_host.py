@@ -51,16 +51,21 @@ LIBVIRTD_START = 90         # s: libvirtd loads its drivers slowly under emulati
 def toolstack(libvirtd=True):
     """Commands that bring up the dom0 toolstack, as the distribution's boot would."""
     commands = [Command(("/etc/init.d/xen", "start"), timeout=120)]
-    if libvirtd:
+    return commands + (start_libvirtd() if libvirtd else [])
+
+
+def start_libvirtd():
+    """Commands that start libvirtd (daemonised, /run/libvirtd.pid) and wait until it answers."""
+    return [
         # the package makes these at install time; the image's /var/log is not the install's
-        commands.append(Command(("mkdir", "-p", "/var/log/libvirt/libxl", "/run/libvirt",
-                                 "/var/lib/libvirt/libxl"), timeout=10))
-        commands.append(Command(("libvirtd", "-d"), timeout=30))
+        Command(("mkdir", "-p", "/var/log/libvirt/libxl", "/run/libvirt",
+                 "/var/lib/libvirt/libxl"), timeout=10),
+        Command(("libvirtd", "-d"), timeout=30),
         # libvirtd -d returns before the driver answers: wait for it (bounded)
-        commands.append(Command(("timeout", str(LIBVIRTD_START), "sh", "-c",
-                                 "until virsh -c xen:///system uri >/dev/null 2>&1; "
-                                 "do sleep 1; done"), timeout=LIBVIRTD_START + 10))
-    return commands
+        Command(("timeout", str(LIBVIRTD_START), "sh", "-c",
+                 "until virsh -c xen:///system uri >/dev/null 2>&1; do sleep 1; done"),
+                timeout=LIBVIRTD_START + 10),
+    ]
 
 
 class XenHost(Guest):
