@@ -44,6 +44,7 @@ XEN_PACKAGES = (
     "python3-lxml",
     "python3-psutil",
     "resource-agents",              # ocf:heartbeat:Xen and VirtualDomain, ocf-tester
+    "libxml2-utils",                # xmllint: ocf-tester checks meta-data against the DTD
     "busybox-static",               # the domU's initramfs (lab/xen_domu.py)
     "cpio",
     "kmod",

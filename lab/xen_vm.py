@@ -10,10 +10,18 @@ tests (tests/test_xen_vm.py) assert on each step's result.  Steps:
   running" -- neither with xenfs mounted nor in a mount namespace without it
   (a dom0 whose /proc/xen is not mounted is still a Xen dom0) -- and a stop
   must not claim success;
-- libvirtd back: monitor, a graceful stop (``shutdown_mode=paravirt``), the
-  domain gone from Xen's own list;
-- libvirtd stopped with the domain gone: probes (with and without xenfs)
+- libvirtd back: monitor; a stop that saves the domain's memory
+  (``snapshot=``) and a start that restores it; a graceful stop
+  (``shutdown_mode=paravirt``) of the restored domain, gone from Xen's own
+  list;
+- an ``ocf:heartbeat:Xen`` user's xmfile (an xl config) is refused with the
+  way to convert it (libvirt's ``domxml-from-native xen-xl``), and the XML
+  that way gives starts and stops under the agent;
+- libvirtd stopped with the domains gone: probes (with and without xenfs)
   prove "not running" from Xen's view (``xl``).
+
+``ocf_tester_steps``: ClusterLabs' ocf-tester on xen:///system, in a boot of
+its own (tests/test_xen_ocf_tester.py, opt-in: ~2 min more of emulation).
 
 The agent runs from hasf copied into the share (lab/hasf_lib.py), through
 a launcher like an installed one (hasf/launcher.py).
@@ -30,17 +38,32 @@ from lab.xen_host import XenHost, start_libvirtd, toolstack
 DOMAIN = "hasf-xen-vm1"
 URI = "xen:///system"
 INITRAMFS = "/run/hasf-domu.cpio.gz"
+SNAPSHOTS = "/var/lib/hasf-snapshots"
+XL_DOMAIN = "hasf-xen-xl"
+CONVERTED = "/run/hasf-xen-xl.xml"
+#: an ocf:heartbeat:Xen user's xmfile (an xl config) for the same kind of PV domU
+XL_CONFIG = """name = "%(name)s"
+kernel = "/boot/vmlinuz-%(kver)s"
+ramdisk = "%(initrd)s"
+extra = "console=hvc0 panic=-1"
+memory = 128
+vcpus = 1
+on_poweroff = "destroy"
+"""
 #: Debian's site directories in dom0 (python3-libvirt), as an installed launcher has them
 DOM0_SITE = ["/usr/local/lib/python3.11/dist-packages", "/usr/lib/python3/dist-packages"]
 
 #: step -> the exit status it must have (None: anything but the ones in MUST_NOT)
 EXPECTED = {
-    "xl-info": 0, "virsh-list": 0, "initramfs": 0, "probe": 7, "start": 0, "xl-running": 0, "monitor": 0,
-    "probe-running": 0, "libvirtd-down": 0, "probe-nolibvirtd": 1, "noxenfs-check": 0,
+    "xl-info": 0, "virsh-list": 0, "initramfs": 0, "probe": 7, "start": 0, "xl-running": 0,
+    "monitor": 0, "probe-running": 0, "libvirtd-down": 0, "probe-nolibvirtd": 1, "noxenfs-check": 0,
     "probe-nolibvirtd-noxenfs": 1, "stop-nolibvirtd": 1, "xl-still-running": 0,
-    "libvirtd-up-0": 0, "libvirtd-up-1": 0, "libvirtd-up-2": 0, "monitor-back": 0, "stop": 0, "xl-gone": 1,
+    "libvirtd-up-0": 0, "libvirtd-up-1": 0, "libvirtd-up-2": 0, "monitor-back": 0,
+    "snap-dir": 0, "snap-stop": 0, "snap-file": 0, "snap-xl-gone": 1, "snap-start": 0,
+    "snap-file-gone": 0, "snap-monitor": 0, "stop": 0, "xl-gone": 1,
     "probe-stopped": 7, "libvirtd-down-again": 0, "probe-stopped-nolibvirtd": 7,
-    "probe-stopped-nolibvirtd-noxenfs": 7,
+    "probe-stopped-nolibvirtd-noxenfs": 7, "xmfile-refused": 6, "xl-to-xml": 0,
+    "xl-converted-start": 0, "xl-converted-running": 0, "xl-converted-stop": 0,
 }
 
 
@@ -84,22 +107,36 @@ class Outcome:
             name, r.returncode, EXPECTED.get(name), r.seconds) for name, r in self.steps.items())
 
 
+class _Agent:
+    """The agent and its domain's files in a host's share, and Commands that run it."""
+
+    def __init__(self, host, hasf_lib):
+        lib = host.copy_in(hasf_lib, "hasf-lib")
+        with open(host.host_path("VirtualMachine"), "w") as handle:
+            handle.write(render("/usr/bin/python3", "hasf.agents.virtual_machine", "main",
+                                [lib] + DOM0_SITE))
+        os.chmod(host.host_path("VirtualMachine"), 0o755)
+        with open(host.host_path("domu.xml"), "w") as handle:
+            handle.write(domu_xml(DOMAIN, "/boot/vmlinuz-" + host.image.kver, INITRAMFS))
+        with open(host.host_path("domu.cfg"), "w") as handle:
+            handle.write(XL_CONFIG % {"name": XL_DOMAIN, "kver": host.image.kver,
+                                      "initrd": INITRAMFS})
+        self.path = host.guest_path("VirtualMachine")
+        self.xl_config = host.guest_path("domu.cfg")
+        self.params = {"config": host.guest_path("domu.xml"), "hypervisor": URI,
+                       "shutdown_mode": "paravirt"}
+
+    def __call__(self, action, interval=0, **kw):
+        return Command(tuple(ocf(self.path, action, interval, **dict(self.params, **kw))),
+                       timeout=120)
+
+    def without_xenfs(self, action):
+        return Command(tuple(without_xenfs(self(action).argv)), timeout=120)
+
+
 def steps(host, hasf_lib):
     """The (name, argv) steps of the scenario, with the agent and domain XML in the share."""
-    lib = host.copy_in(hasf_lib, "hasf-lib")
-    with open(host.host_path("VirtualMachine"), "w") as handle:
-        handle.write(render("/usr/bin/python3", "hasf.agents.virtual_machine", "main",
-                            [lib] + DOM0_SITE))
-    os.chmod(host.host_path("VirtualMachine"), 0o755)
-    with open(host.host_path("domu.xml"), "w") as handle:
-        handle.write(domu_xml(DOMAIN, "/boot/vmlinuz-" + host.image.kver, INITRAMFS))
-    agent = host.guest_path("VirtualMachine")
-    params = {"config": host.guest_path("domu.xml"), "hypervisor": URI,
-              "shutdown_mode": "paravirt"}
-
-    def vm(action, interval=0, **kw):
-        return Command(tuple(ocf(agent, action, interval, **dict(params, **kw))), timeout=120)
-
+    vm = _Agent(host, hasf_lib)
     return [
         ("xl-info", ["xl", "info"]),
         ("virsh-list", ["virsh", "-c", URI, "list"]),
@@ -112,28 +149,53 @@ def steps(host, hasf_lib):
         ("libvirtd-down", stop_libvirtd()),
         ("probe-nolibvirtd", vm("monitor")),
         ("noxenfs-check", without_xenfs(["test", "!", "-e", "/proc/xen/capabilities"])),
-        ("probe-nolibvirtd-noxenfs", Command(tuple(without_xenfs(vm("monitor").argv)),
-                                             timeout=120)),
+        ("probe-nolibvirtd-noxenfs", vm.without_xenfs("monitor")),
         ("stop-nolibvirtd", vm("stop")),
         ("xl-still-running", ["xl", "domid", DOMAIN]),
     ] + [("libvirtd-up-%d" % i, argv) for i, argv in enumerate(start_libvirtd())] + [
         ("monitor-back", vm("monitor", 10000)),
+        # snapshot: stop saves the domain's memory (libxl save), start restores it
+        ("snap-dir", ["mkdir", "-p", SNAPSHOTS]),
+        ("snap-stop", vm("stop", snapshot=SNAPSHOTS)),
+        ("snap-file", ["find", SNAPSHOTS, "-name", "*.state", "-size", "+1M"]),
+        ("snap-xl-gone", ["xl", "domid", DOMAIN]),
+        ("snap-start", vm("start", snapshot=SNAPSHOTS)),
+        ("snap-file-gone", ["find", SNAPSHOTS, "-name", "*.state"]),
+        ("snap-monitor", vm("monitor", 10000)),
         ("stop", vm("stop")),
         ("xl-gone", ["xl", "domid", DOMAIN]),
         ("probe-stopped", vm("monitor")),
+        # ocf:heartbeat:Xen's xmfile: refused with the way to convert it, and that way works
+        ("xmfile-refused", vm("validate-all", xmfile=vm.xl_config)),
+        ("xl-to-xml", ["sh", "-c", 'virsh -c %s domxml-from-native xen-xl "$1" > %s && '
+                       'cat %s' % (URI, CONVERTED, CONVERTED), "xl-to-xml", vm.xl_config]),
+        ("xl-converted-start", vm("start", config=CONVERTED)),
+        ("xl-converted-running", ["xl", "domid", XL_DOMAIN]),
+        ("xl-converted-stop", vm("stop", config=CONVERTED)),
         ("libvirtd-down-again", stop_libvirtd()),
         ("probe-stopped-nolibvirtd", vm("monitor")),
-        ("probe-stopped-nolibvirtd-noxenfs", Command(tuple(without_xenfs(vm("monitor").argv)),
-                                                     timeout=120)),
+        ("probe-stopped-nolibvirtd-noxenfs", vm.without_xenfs("monitor")),
     ]
 
 
-def run(hasf_lib, xen=None):
-    """Boot a Xen host once, bring up its toolstack, run every step; the Outcome."""
+def ocf_tester_steps(host, hasf_lib):
+    """ClusterLabs' ocf-tester on xen:///system (~2 min under emulation: its own boot)."""
+    vm = _Agent(host, hasf_lib)
+    return [
+        ("initramfs", make_initramfs_argv("/run", INITRAMFS)),
+        ("ocf-tester", Command(("env", "HA_RSCTMP=/run/resource-agents", "ocf-tester", "-v",
+                                "-n", "ocft-xen", "-o", "config=%s" % vm.params["config"],
+                                "-o", "hypervisor=%s" % URI, "-o", "shutdown_mode=paravirt",
+                                vm.path), timeout=400)),
+    ]
+
+
+def run(hasf_lib, xen=None, make_steps=steps):
+    """Boot a Xen host once, bring up its toolstack, run make_steps' steps; the Outcome."""
     import time
 
     with XenHost("xenhost1", xen=xen) as host:
-        scenario = steps(host, hasf_lib)
+        scenario = make_steps(host, hasf_lib)
         setup = toolstack()
         started = time.monotonic()
         results = host.run_batch(setup + [argv for _, argv in scenario], timeout=1200)

@@ -79,3 +79,31 @@ def test_libvirtd_down_and_the_domain_gone_is_proven_stopped(outcome):
 
 def test_every_step_as_expected(outcome):
     assert outcome.codes == xen_vm.EXPECTED, outcome.table()
+
+
+def test_snapshot_stop_saves_and_start_restores_through_libxl(outcome):
+    """libvirt's libxl save/restore under the agent's snapshot=; the restored domain then
+    shuts down gracefully (test above).  Mutation: start not removing the restored state
+    file (the vm_store.unlink after hv.conn.restore) -> snap-file-gone lists it."""
+    names = ("snap-stop", "snap-file", "snap-xl-gone", "snap-start", "snap-file-gone",
+             "snap-monitor")
+    assert {n: rc(outcome, n) for n in names} == {n: xen_vm.EXPECTED[n] for n in names}, \
+        shown(outcome, *names)
+    assert "saving domain %s" % xen_vm.DOMAIN in outcome.steps["snap-stop"].stderr
+    assert outcome.steps["snap-file"].stdout.strip(), shown(outcome, "snap-file")
+    assert "restoring domain %s" % xen_vm.DOMAIN in outcome.steps["snap-start"].stderr
+    assert not outcome.steps["snap-file-gone"].stdout.strip()   # restored once, then removed
+
+
+def test_an_xmfile_is_refused_with_a_conversion_that_works(outcome):
+    """The refusal's advice, followed on real Xen: libvirt converts the xl config and the
+    agent runs the result.  Mutation: the xmfile refusal removed from hasf.clusterlabs ->
+    validate-all succeeds (0) and the advice is not shown."""
+    names = ("xmfile-refused", "xl-to-xml", "xl-converted-start", "xl-converted-running",
+             "xl-converted-stop")
+    assert {n: rc(outcome, n) for n in names} == {n: xen_vm.EXPECTED[n] for n in names}, \
+        shown(outcome, *names)
+    assert "domxml-from-native xen-xl" in outcome.steps["xmfile-refused"].stderr
+    converted = outcome.steps["xl-to-xml"].stdout
+    assert "<name>%s</name>" % xen_vm.XL_DOMAIN in converted, converted
+    assert "type='xen'" in converted or 'type="xen"' in converted, converted
