@@ -185,6 +185,10 @@ def ocf_tester_steps(host, hasf_lib):
         ("initramfs", make_initramfs_argv("/run", INITRAMFS)),
         ("ocf-tester", Command(("env", "HA_RSCTMP=/run/resource-agents", "ocf-tester", "-v",
                                 "-n", "ocft-xen", "-o", "config=%s" % vm.params["config"],
+                                # ocf-tester's own 20 s operation timeout is too short for
+                                # a first domU start under emulation (~20 s); Pacemaker's
+                                # is the agent's advertised 90 s
+                                "-o", "CRM_meta_timeout=90000",
                                 "-o", "hypervisor=%s" % URI, "-o", "shutdown_mode=paravirt",
                                 vm.path), timeout=400)),
     ]
