@@ -362,8 +362,7 @@ class VirtualMachine(Stopping, GuestChecks, Utilization, ocf.ResourceAgent):
         dom = hv.lookup(ident.name)
         if dom is None:
             raise GenericError("domain %s vanished right after it was started" % ident.name)
-        state = hv.wait_state(dom, lambda s: s == RUNNING, self.deadline)
-        if state is None:
+        if not hv.wait_state(dom, lambda s: s == RUNNING, self.deadline):
             raise GenericError("domain %s did not reach 'running' within the start timeout"
                                % ident.name)
         self.remember(_with_uuid(hv, dom, ident), hv.uri_in_use())

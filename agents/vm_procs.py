@@ -3,7 +3,8 @@
 When libvirtd cannot be asked (down, hung), a probe may still answer "not
 running" -- but only with proof: no qemu process carries this domain's name
 or UUID, no process's command line was unreadable (it could be that qemu),
-and (on a Xen dom0) the hypervisor has no domain of that name.  A stop may
+and (on a Xen dom0, xenfs mounted or not) the hypervisor has no domain of
+that name.  A stop may
 end the domain's qemu process itself rather than fail (a failed stop gets
 the whole node fenced), and succeeds only once the processes it matched are
 gone -- judged by their /proc entries, never by matching command lines
@@ -19,6 +20,7 @@ import signal
 
 from hasf.kernel import CannotRead
 from hasf.kernel import processes
+from hasf.kernel.attrs import read_attr
 from hasf.ocf.errors import CannotTell
 
 QEMU_NAMES = ("qemu-system-", "qemu-kvm", "kvm")
@@ -115,12 +117,34 @@ def qemu_processes(name, uuid=None):
     return scan(name, uuid).matched
 
 
+def xen_control_domain():
+    """Whether this node is (or may be) a Xen dom0, whose domains run without a qemu process.
+
+    xenfs's /proc/xen/capabilities says so ("control_d") when it is mounted,
+    but nothing needs it mounted (xl and libvirt's libxl use /dev/xen), so
+    without it the kernel's sysfs decides: under Xen (/sys/hypervisor/type)
+    any guest but an HVM one may be the control domain (PV and PVH dom0s
+    exist; an HVM guest never is one).  CannotRead when a file could not be
+    read.
+    """
+    capabilities = read_attr("/proc/xen/capabilities")
+    if capabilities is not None:
+        return "control_d" in capabilities.split()
+    if read_attr("/sys/hypervisor/type") != "xen":
+        return False
+    return read_attr("/sys/hypervisor/guest_type") != "HVM"
+
+
 def xen_domain_exists(name, deadline):
-    """True/False when the Xen toolstack can tell; None when there is no Xen here."""
+    """True/False when the Xen toolstack can tell; None when this is no Xen dom0."""
     from hasf.runner import CommandError, run
 
-    if not os.path.exists("/proc/xen/capabilities"):
-        return None
+    try:
+        if not xen_control_domain():
+            return None
+    except CannotRead as exc:
+        raise CannotTell("libvirtd is unreachable and whether this is a Xen dom0 is unknown: "
+                         "%s" % exc.message) from None
     try:
         result = run(["xl", "domid", name], timeout=10, deadline=deadline)
     except CommandError as exc:

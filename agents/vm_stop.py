@@ -104,7 +104,7 @@ class Stopping:
             if hv.state(dom)[0] == PAUSED:
                 self.log.info("domain %s is paused and cannot shut down by itself" % ident.name)
             elif self._shutdown(hv, dom, ident):
-                if hv.wait_state(dom, inactive, graceful, 0.2, 1.0) is not None:
+                if hv.wait_state(dom, inactive, graceful, 0.2, 1.0):
                     self.log.info("domain %s shut down" % ident.name)
                     return
                 self.log.warning("domain %s did not shut down within %.0fs: destroying it"

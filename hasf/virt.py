@@ -298,17 +298,15 @@ class Hypervisor:
         return bool(self.call(dom.isActive, what="checking domain %s" % self._name(dom)))
 
     def wait_state(self, dom, predicate, within, interval=0.2, max_interval=1.0):
-        """Poll dom's state until predicate(state) holds; the last state, or None on expiry."""
-        seen = []
+        """Poll dom's state until predicate(state) holds: True, or False on expiry.
 
-        def check():
-            state, _ = self.state(dom)
-            seen[:] = [state]
-            return predicate(state)
-
-        if within.wait_for(check, interval, max_interval):
-            return seen[0]
-        return None
+        A bool, not the state: a transient domain that shut down is gone and
+        its state is None, which must not read as "the wait expired" (a PV
+        domU on Xen powers off within seconds; a stop then destroyed it
+        "after the timeout" that never passed).
+        """
+        return bool(within.wait_for(lambda: predicate(self.state(dom)[0]), interval,
+                                    max_interval))
 
 
 class LeanError(Exception):

@@ -434,18 +434,29 @@ class Guest(Service):
             return handle.read().decode("utf-8", "replace")
 
     # -- qemu ------------------------------------------------------------------------
+    #: the Linux console (a Xen dom0 has hvc0: lab/xen_host.py)
+    console = "ttyS0,115200"
+
+    def kernel_append(self):
+        """The Linux kernel's command line: the image's root, init and console."""
+        return ("root=/dev/vda rw rootfstype=ext4 console=%s panic=-1 net.ifnames=0 "
+                "init=%s %s" % (self.console, GUEST_INIT, self.extra_append)).strip()
+
+    def boot_argv(self):
+        """What qemu boots: Linux directly (lab/xen_host.py boots Xen instead)."""
+        return ["-kernel", self.image.kernel, "-initrd", self.image.initrd,
+                "-append", self.kernel_append()]
+
     def qemu_argv(self):
-        append = ("root=/dev/vda rw rootfstype=ext4 console=ttyS0,115200 panic=-1 "
-                  "net.ifnames=0 init=%s %s" % (GUEST_INIT, self.extra_append)).strip()
         argv = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "pc",
                 "-m", str(self.memory), "-smp", str(self.cpus),
                 "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-                "-monitor", "none", "-serial", "file:" + _qemu_value(self.serial_path),
-                "-kernel", self.image.kernel, "-initrd", self.image.initrd, "-append", append,
-                # the root disk's device first: it is vda whatever follows
-                "-drive", "file=%s,if=none,id=root,format=qcow2,cache=writeback"
-                % _qemu_value(self.overlay),
-                "-device", "virtio-blk-pci,drive=root"]
+                "-monitor", "none", "-serial", "file:" + _qemu_value(self.serial_path)]
+        argv += self.boot_argv()
+        # the root disk's device first: it is vda whatever follows
+        argv += ["-drive", "file=%s,if=none,id=root,format=qcow2,cache=writeback"
+                 % _qemu_value(self.overlay),
+                 "-device", "virtio-blk-pci,drive=root"]
         for index, disk in enumerate(self.disks):
             drive = "file=%s,if=none,id=disk%d,format=raw" % (_qemu_value(disk.path), index)
             if disk.readonly:

@@ -117,6 +117,24 @@ def test_no_process_for_an_unknown_domain_is_proof_of_absence():
                                         Deadline(5)) is None
 
 
+@pytest.mark.parametrize("files, dom0", [
+    ({"/proc/xen/capabilities": "control_d"}, True),
+    ({"/proc/xen/capabilities": "", "/sys/hypervisor/type": "xen"}, False),   # a domU
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "PV"}, True),
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "PVH"}, True),
+    ({"/sys/hypervisor/type": "xen"}, True),           # a kernel without guest_type
+    ({"/sys/hypervisor/type": "xen", "/sys/hypervisor/guest_type": "HVM"}, False),
+    ({"/sys/hypervisor/type": "kvm"}, False),
+    ({}, False),
+])
+def test_xen_dom0_is_recognised_without_xenfs(monkeypatch, files, dom0):
+    """A dom0 without xenfs mounted is still a Xen dom0 (tests/test_xen_vm.py shows it on a
+    real one).  Mutation: xen_control_domain reading only /proc/xen/capabilities -> the
+    sysfs-only dom0 cases fail."""
+    monkeypatch.setattr(vm_procs, "read_attr", files.get)
+    assert vm_procs.xen_control_domain() is dom0
+
+
 # --- parameters: validation and literal pass-through ----------------------------------------
 def run_agent(action, params, tmp_path, interval="0"):
     env = {"OCF_RESOURCE_INSTANCE": "vm-logic", "HA_RSCTMP": str(tmp_path),
@@ -228,6 +246,23 @@ def test_hypervisor_state_and_lookup_with_test_driver():
     assert hv.lookup("no-such-domain") is None
     hv.call(dom.destroy, what="destroy")
     assert not hv.is_active(dom)
+    hv.close()
+
+
+def test_wait_state_sees_a_vanished_transient_domain_as_reached():
+    """A transient domain that shut down is gone (state None): the wait for "inactive" is
+    over, not expired (found on Xen: a PV domU powered off in 2 s, and stop destroyed it
+    "after 40 s").  Mutation: wait_state returning the last state again (None) -> False."""
+    from hasf.agents.vm_libvirt import INACTIVE_STATES, Hypervisor
+
+    hv = Hypervisor("test:///default", Deadline(10)).connect()
+    hv.call(hv.conn.createXML, "<domain type='test'><name>hasf-transient</name>"
+            "<memory>8192</memory><os><type>hvm</type></os></domain>", 0, what="create")
+    dom = hv.lookup("hasf-transient")
+    hv.call(dom.destroy, what="destroy")        # transient: now undefined as well
+    assert hv.state(dom) == (None, None)
+    assert hv.wait_state(dom, lambda s: s is None or s in INACTIVE_STATES, Deadline(2)) is True
+    assert hv.wait_state(dom, lambda s: s is not None, Deadline(0.5)) is False
     hv.close()
 
 
