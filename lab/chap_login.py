@@ -25,7 +25,7 @@ import os
 import re
 
 from lab.guest import Command, Guest
-from lab.ocfrun import AgentRun
+from lab.storage_path import export_san
 from lab.tgtd import Tgtd
 
 IQN = "iqn.2026-12.org.hasf.test:chap"
@@ -186,15 +186,8 @@ def run(image, workdir, host_agents, hasf_lib):
     with open(backing, "wb") as handle:
         handle.truncate(16 << 20)
     with Tgtd() as tgtd, Guest("node1", image=image) as guest:
-        rsc = os.path.join(workdir, "rsc")
-        target = AgentRun(host_agents["iSCSITarget"], rsc, "chap-target", "iSCSITarget",
-                          iqn=IQN, tgt_control_port=tgtd.control_port)
-        lun = AgentRun(host_agents["iSCSILogicalUnit"], rsc, "chap-lun1", "iSCSILogicalUnit",
-                       target_iqn=IQN, lun=1, path=backing, tgt_control_port=tgtd.control_port)
-        for run_ in (target, lun):
-            started = run_("start")
-            if started.rc != 0:
-                raise RuntimeError("host %s start failed: %s" % (run_.resource_type, started))
+        target, lun = export_san(host_agents, os.path.join(workdir, "rsc"), tgtd, IQN,
+                                 backing, "chap")
         _accounts(tgtd, IQN)
         steps = _steps(guest, hasf_lib, "10.0.2.2:%d" % tgtd.portal_port)
         results = guest.run_batch([argv for _, argv in steps], modules=["iscsi_tcp", "sd_mod"],

@@ -73,6 +73,20 @@ class Outcome:
                          for name, result in self.steps.items())
 
 
+def export_san(host_agents, rsc, tgtd, iqn, backing, prefix):
+    """hasf's iSCSITarget and iSCSILogicalUnit (LUN 1 on backing) started on the host's
+    tgtd, as the SAN node would; (target, lun) AgentRuns for the steps that stop them."""
+    target = AgentRun(host_agents["iSCSITarget"], rsc, prefix + "-target", "iSCSITarget",
+                      iqn=iqn, tgt_control_port=tgtd.control_port)
+    lun = AgentRun(host_agents["iSCSILogicalUnit"], rsc, prefix + "-lun1", "iSCSILogicalUnit",
+                   target_iqn=iqn, lun=1, path=backing, tgt_control_port=tgtd.control_port)
+    for run_ in (target, lun):
+        started = run_("start")
+        if started.rc != 0:
+            raise RuntimeError("host %s start failed: %s" % (run_.resource_type, started))
+    return target, lun
+
+
 def run(image, workdir, host_agents, hasf_lib):
     """The whole path. host_agents: {"iSCSITarget": path, "iSCSILogicalUnit": path};
     hasf_lib: a directory the guest imports hasf from (copied into the guest)."""
@@ -82,15 +96,8 @@ def run(image, workdir, host_agents, hasf_lib):
     subprocess.run(["mkfs.ocfs2", "-q", "-F", "-M", "local", "-N", "2", "-L", "hasfstore",
                     backing], check=True, timeout=120, capture_output=True)
     with Tgtd() as tgtd, Guest("node1", image=image) as guest:
-        rsc = os.path.join(workdir, "rsc")
-        target = AgentRun(host_agents["iSCSITarget"], rsc, "san-target", "iSCSITarget",
-                          iqn=IQN, tgt_control_port=tgtd.control_port)
-        lun = AgentRun(host_agents["iSCSILogicalUnit"], rsc, "san-lun1", "iSCSILogicalUnit",
-                       target_iqn=IQN, lun=1, path=backing, tgt_control_port=tgtd.control_port)
-        for run_ in (target, lun):
-            started = run_("start")
-            if started.rc != 0:
-                raise RuntimeError("host %s start failed: %s" % (run_.resource_type, started))
+        target, lun = export_san(host_agents, os.path.join(workdir, "rsc"), tgtd, IQN,
+                                 backing, "san")
         steps = _guest_steps(guest, hasf_lib, "10.0.2.2:%d" % tgtd.portal_port)
         results = guest.run_batch([argv for _, argv in steps],
                                   modules=["iscsi_tcp", "sd_mod", "ocfs2", "dm_mod"], timeout=600)
