@@ -63,13 +63,16 @@ def migration_uri(node, suffix="", migrateuri="", port=None, driver="qemu"):
     migrateuri (the parameter, else migrate_options' --migrateuri) first; then
     migrateport; then, as VirtualDomain does, a migration network suffix sends
     qemu's data to the suffixed host (libvirt picks the port: VirtualDomain's
-    random one from 49152-49215 is libvirt's own range)."""
+    random one from 49152-49215 is libvirt's own range).
+
+    migrateport is tcp://HOST:PORT for Xen too: VirtualDomain's xenmigr:// is the
+    scheme of the old xend driver; libvirt's libxl driver takes only tcp:// (or a
+    bare HOST:PORT, to which it adds tcp://), so a xenmigr:// URI made every
+    migration with migrateport fail on a libxl host."""
     host = target_host(node, suffix)
     if migrateuri:
         return migrateuri.replace("%n", host)
     if port:
-        if driver.startswith("xen"):
-            return "xenmigr://%s:%d" % (host, port)
         return "tcp://%s:%d" % (host, port)
     if suffix and driver.startswith("qemu"):
         return "tcp://%s" % host
@@ -130,6 +133,19 @@ class Plan:
         return "%s live migration to %s%s%s" % (how, self.dest_uri, via, extra)
 
 
+#: libvirt's libxl driver reports most failed migrations as "Failed to send migration data
+#: to destination host"; libxl's own reason (e.g. "Failed to enable logdirty": a PV domU on
+#: a hypervisor built without shadow paging, like Debian's) is only in its log
+LIBXL_LOG = "/var/log/libvirt/libxl/libxl-driver.log"
+
+
+def _hint(plan):
+    """Where the cause of a failed Xen migration is written, for the exit reason."""
+    if plan.dest_uri.startswith("xen"):
+        return " (libxl's own reason is in %s on both nodes)" % LIBXL_LOG
+    return ""
+
+
 def migrate(hv, dom, plan, log):
     """Migrate dom per plan, bounded by hv.deadline; GenericError when it did not happen."""
     from hasf.agents.vm_libvirt import (CallTimeout, Hypervisor, Unreachable, call_bounded,
@@ -169,7 +185,7 @@ def migrate(hv, dom, plan, log):
                            "aborted" % (dom.name(), plan.dest_uri, budget)) from None
     except lv.libvirtError as exc:
         raise GenericError(str(translate(exc, "live migration of %s to %s failed"
-                                         % (dom.name(), plan.dest_uri)))) from None
+                                         % (dom.name(), plan.dest_uri))) + _hint(plan)) from None
     finally:
         if dest is not None:
             dest.close()

@@ -46,14 +46,18 @@ def make_initramfs_argv(workdir, output):
     return ["sh", "-c", MAKE_INITRAMFS, "make-initramfs", workdir, output]
 
 
-def domu_xml(name, kernel, initrd, memory=DOMU_MEMORY, uuid=None):
-    """libvirt XML of a PV domU (libxl driver) booting kernel + initrd, no disk, no NIC."""
+def domu_xml(name, kernel, initrd, memory=DOMU_MEMORY, uuid=None, pvh=False):
+    """libvirt XML of a PV domU (libxl driver) booting kernel + initrd, no disk, no NIC.
+
+    pvh: a PVH domU instead (hardware-assisted paging: needs hvm and hap in Xen's
+    virt_caps); its log-dirty mode is HAP's, so it live-migrates on a hypervisor built
+    without shadow paging, where a PV domU cannot (Debian's: lab/xen_migration.py)."""
     return """<domain type='xen'>
   <name>%(name)s</name>%(uuid)s
   <memory unit='MiB'>%(memory)d</memory>
   <vcpu>1</vcpu>
   <os>
-    <type arch='x86_64' machine='xenpv'>linux</type>
+    <type arch='x86_64' machine='%(machine)s'>%(ostype)s</type>
     <kernel>%(kernel)s</kernel>
     <initrd>%(initrd)s</initrd>
     <cmdline>console=hvc0 panic=-1</cmdline>
@@ -67,4 +71,5 @@ def domu_xml(name, kernel, initrd, memory=DOMU_MEMORY, uuid=None):
 </domain>
 """ % {"name": escape(name), "memory": memory, "kernel": escape(kernel),
        "initrd": escape(initrd),
+       "machine": "xenpvh" if pvh else "xenpv", "ostype": "xenpvh" if pvh else "linux",
        "uuid": "\n  <uuid>%s</uuid>" % escape(uuid) if uuid else ""}

@@ -40,6 +40,26 @@ XEN_CMDLINE = ("console=com1 com1=115200,8n1 dom0_mem=768M,max:768M dom0_max_vcp
                "loglvl=all guest_loglvl=all")
 #: an Intel model without SMEP/SMAP: see the module docstring
 QEMU_CPU = "Nehalem"
+#: a CPU with hardware-assisted paging for PVH/HVM domUs: TCG emulates AMD's SVM with
+#: nested paging (not Intel's VMX), and Xen then lists "hvm hap".  Without rdtscp: TCG's
+#: SVM has no nrip-save, and Xen cannot emulate an intercepted RDTSCP without it (the
+#: PVH domU died at its first one: "SVM Insn len emulation failed ... 0f 01 f9").
+QEMU_CPU_HAP = "Opteron_G3,+svm,+npt,-rdtscp"
+#: libvirt's libxl driver names the host CPU from Xen's feature words, and none of
+#: libvirt's AMD models fits the emulated one as Xen reports it ("Cannot find suitable
+#: CPU model for given data": libvirtd exits).  A minimal AMD model in libvirt's CPU map
+#: (a data file of the test host, made before libvirtd starts) lets it name one.
+HAP_CPU_MODEL = """<cpus>
+  <model name='hasf-tcg-amd'>
+    <decode host='on' guest='off'/>
+    <signature family='15' model='6'/>
+    <vendor name='AMD'/>
+%s  </model>
+</cpus>
+""" % "".join("    <feature name='%s'/>\n" % f for f in (
+    "fpu", "tsc", "msr", "pae", "cx8", "cmov", "lm", "syscall", "nx", "sse", "sse2", "fxsr",
+    "mmx"))
+CPU_MAP = "/usr/share/libvirt/cpu_map"
 HOST_MEMORY = 1280          # MiB: dom0's 768 + room for a few small domUs
 
 #: dom0 kernel modules the toolstack and a PV domU's backends need
@@ -68,13 +88,24 @@ def start_libvirtd():
     ]
 
 
+def add_cpu_model(model_file):
+    """Command (before libvirtd starts) that adds HAP_CPU_MODEL, written to model_file in
+    the share, to libvirt's CPU map."""
+    script = ('cp "$1" %s/x86_hasf-tcg-amd.xml && sed -i "s|<include '
+              'filename=.x86_Opteron_G1.xml./>|&<include filename=\'x86_hasf-tcg-amd.xml\'/>|" '
+              '%s/index.xml && grep -q hasf-tcg-amd %s/index.xml' % (CPU_MAP, CPU_MAP, CPU_MAP))
+    return Command(("sh", "-c", script, "add-cpu-model", model_file), timeout=30)
+
+
 class XenHost(Guest):
-    """A batch guest booted as a Xen dom0 (see the module docstring)."""
+    """A batch guest booted as a Xen dom0 (see the module docstring).  cpu: qemu's -cpu
+    (QEMU_CPU; QEMU_CPU_HAP for PVH/HVM domUs, with add_cpu_model before libvirtd)."""
 
     console = "hvc0"
 
-    def __init__(self, name="xenhost", xen=None, memory=HOST_MEMORY, **kw):
+    def __init__(self, name="xenhost", xen=None, memory=HOST_MEMORY, cpu=QEMU_CPU, **kw):
         self.xen = xen
+        self.cpu = cpu
         super().__init__(name=name, image=xen.image if xen else None, memory=memory, **kw)
 
     def start(self):
@@ -85,7 +116,7 @@ class XenHost(Guest):
 
     def boot_argv(self):
         dom0 = "%s %s" % (qemu_value(self.image.kernel), qemu_value(self.kernel_append()))
-        return ["-cpu", QEMU_CPU, "-kernel", self.xen.hypervisor, "-append", XEN_CMDLINE,
+        return ["-cpu", self.cpu, "-kernel", self.xen.hypervisor, "-append", XEN_CMDLINE,
                 "-initrd", "%s,%s" % (dom0, qemu_value(self.image.initrd))]
 
     def start_batch(self, commands, modules=(), **kw):

@@ -45,6 +45,8 @@ XEN_PACKAGES = (
     "python3-psutil",
     "resource-agents",              # ocf:heartbeat:Xen and VirtualDomain, ocf-tester
     "libxml2-utils",                # xmllint: ocf-tester checks meta-data against the DTD
+    "openssh-server",               # two hosts (lab/xen_migration.py): migration and
+    "netcat-openbsd",               # fencing over xen+ssh://, the peer's agent over ssh
     "busybox-static",               # the domU's initramfs (lab/xen_domu.py)
     "cpio",
     "kmod",

@@ -93,9 +93,10 @@ class Outcome:
     the whole batch; dom0_userland: dom0's uptime when its PID 1 ran; toolstack: Xen's
     daemons and libvirtd up)."""
 
-    def __init__(self, steps, serial, seconds, dom0_userland, toolstack):
+    def __init__(self, steps, serial, seconds, dom0_userland, toolstack, expected=None):
         self.steps, self.serial, self.seconds = steps, serial, seconds
         self.dom0_userland, self.toolstack = dom0_userland, toolstack
+        self.expected = EXPECTED if expected is None else expected
 
     @property
     def codes(self):
@@ -104,7 +105,8 @@ class Outcome:
     def table(self):
         """One line per step: its exit status, the one wanted, its seconds."""
         return "\n".join("%-34s rc=%-4s (want %s) %6.1fs" % (
-            name, r.returncode, EXPECTED.get(name), r.seconds) for name, r in self.steps.items())
+            name, r.returncode, self.expected.get(name), r.seconds)
+            for name, r in self.steps.items())
 
 
 class _Agent:
