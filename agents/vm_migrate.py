@@ -62,19 +62,18 @@ def migration_uri(node, suffix="", migrateuri="", port=None, driver="qemu"):
 
     migrateuri (the parameter, else migrate_options' --migrateuri) first; then
     migrateport; then, as VirtualDomain does, a migration network suffix sends
-    qemu's data to the suffixed host (libvirt picks the port: VirtualDomain's
+    qemu's (or Xen's) data to the suffixed host (libvirt picks the port: VirtualDomain's
     random one from 49152-49215 is libvirt's own range).
 
-    migrateport is tcp://HOST:PORT for Xen too: VirtualDomain's xenmigr:// is the
-    scheme of the old xend driver; libvirt's libxl driver takes only tcp:// (or a
-    bare HOST:PORT, to which it adds tcp://), so a xenmigr:// URI made every
-    migration with migrateport fail on a libxl host."""
+    Xen too: libvirt's libxl driver takes only tcp:// (or a bare HOST[:PORT], to
+    which it adds tcp://).  xend's xenmigr://, which this gave for migrateport
+    before, made every Xen migration with migrateport fail."""
     host = target_host(node, suffix)
     if migrateuri:
         return migrateuri.replace("%n", host)
     if port:
         return "tcp://%s:%d" % (host, port)
-    if suffix and driver.startswith("qemu"):
+    if suffix and driver.startswith(("qemu", "xen")):
         return "tcp://%s" % host
     return None
 

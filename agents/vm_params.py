@@ -228,11 +228,12 @@ PARAMETERS = (
     *_utilization("host_memory", "maximum memory in MiB"),
     ocf.Parameter(
         "stop_without_libvirtd", ocf.Boolean(), default=True,
-        shortdesc="Stop qemu directly when libvirtd is unreachable",
+        shortdesc="Stop the domain directly when libvirtd is unreachable",
         longdesc="When libvirtd cannot be reached during stop, end the domain's qemu process "
-                 "directly (SIGTERM, then SIGKILL) and succeed once it is gone, instead of "
-                 "failing the stop (which makes Pacemaker fence the whole node). false: "
-                 "stop fails while the domain's process runs."),
+                 "directly (SIGTERM, then SIGKILL) and succeed once it is gone -- on a Xen "
+                 "dom0, destroy the domain with xl and succeed once xl no longer lists it -- "
+                 "instead of failing the stop (which makes Pacemaker fence the whole node). "
+                 "false: stop fails while the domain runs."),
 )
 
 ACTIONS = (

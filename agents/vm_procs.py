@@ -158,11 +158,27 @@ def xen_domain_exists(name, deadline):
                      % (name, result.summary()))
 
 
-class Evidence:
-    """What runs domain `name` here: qemu pids (to end them) and a description."""
+def destroy_xen_domain(name, deadline, log):
+    """`xl destroy` domain `name` while libvirtd is unreachable; True once xl says it no
+    longer exists (CannotTell when xl cannot say), None when that did not come in time."""
+    from hasf.runner import CommandError, run
 
-    def __init__(self, text, pids=(), qemu=False):
-        self.text, self.pids, self.qemu = text, list(pids), qemu
+    log.warning("libvirtd is unreachable: destroying Xen domain %s with xl" % name)
+    try:
+        result = run(["xl", "destroy", name], timeout=deadline.bound(30.0), deadline=deadline)
+        if result.rc != 0:
+            log.error("xl destroy %s: %s" % (name, result.summary()))
+    except CommandError as exc:
+        log.error("xl destroy %s: %s" % (name, exc))
+    return deadline.wait_for(lambda: xen_domain_exists(name, deadline) is False, 0.2, 1.0)
+
+
+class Evidence:
+    """What runs domain `name` here: qemu pids (to end them) or a Xen domain, and a
+    description."""
+
+    def __init__(self, text, pids=(), qemu=False, xen=False):
+        self.text, self.pids, self.qemu, self.xen = text, list(pids), qemu, xen
 
     def __str__(self):
         return self.text
@@ -182,7 +198,7 @@ def hypervisor_evidence(name, uuid, deadline):
         raise CannotTell("cannot tell whether a qemu process runs domain %s: %s" % (
             name, "; ".join(reason for _pid, reason in found.unreadable[:3])))
     if xen_domain_exists(name, deadline):
-        return Evidence("Xen domain %s" % name)
+        return Evidence("Xen domain %s" % name, xen=True)
     return None
 
 

@@ -180,21 +180,28 @@ class Stopping:
             ident.name, ": " + last[0] if last else ""))
 
     def _stop_without_libvirtd(self, ident, exc):
-        """End the domain's qemu processes ourselves; success only once their /proc entries
-        are gone (vm_procs.kill_qemu), never because a command line stopped matching."""
-        from hasf.agents.vm_procs import hypervisor_evidence, kill_qemu
+        """End the domain ourselves: its qemu processes, success only once their /proc
+        entries are gone (vm_procs.kill_qemu), never because a command line stopped
+        matching; on a Xen dom0, `xl destroy`, success only once xl says the domain no
+        longer exists."""
+        from hasf.agents.vm_procs import destroy_xen_domain, hypervisor_evidence, kill_qemu
 
         evidence = hypervisor_evidence(ident.name, ident.uuid, self.deadline)
         if evidence is None:
             self.log.warning("%s; no hypervisor process for domain %s here: it is stopped"
                              % (exc.message, ident.name))
             return None
-        if not self.params.stop_without_libvirtd or not evidence.qemu:
+        if not self.params.stop_without_libvirtd or not (evidence.qemu or evidence.xen):
             raise GenericError("%s, and %s still runs domain %s: cannot stop it"
                                % (exc.message, evidence, ident.name))
-        if kill_qemu(evidence.pids, ident.name, self.deadline, self.log):
+        if evidence.xen:
+            if destroy_xen_domain(ident.name, self.deadline, self.log):
+                self.log.warning("domain %s stopped by xl destroy (libvirtd unreachable)"
+                                 % ident.name)
+                return None
+        elif kill_qemu(evidence.pids, ident.name, self.deadline, self.log):
             self.log.warning("domain %s stopped by ending its qemu process (libvirtd unreachable)"
                              % ident.name)
             return None
-        raise GenericError("%s, and domain %s's %s did not exit" % (exc.message, ident.name,
-                                                                     evidence))
+        what = evidence.text if evidence.xen else "domain %s's %s" % (ident.name, evidence)
+        raise GenericError("%s, and %s did not end" % (exc.message, what))

@@ -188,9 +188,12 @@ class _Node:
 
 
 def fence(node, action, plug=FENCED, peer="xennode2"):
-    """fence_hasf_libvirt on node against the domU plug on peer, through xen+ssh://."""
+    """fence_hasf_libvirt on node against the domU plug on peer, through xen+ssh://.
+
+    login_timeout 30 s, not fence-agents' 5: under emulation an ssh login plus libvirt's
+    remote helper took over 5 s on a loaded machine (two dom0s on two cores)."""
     return node.run([node.fence, "--uri", "xen+ssh://root@%s/system" % peer, "--plug", plug,
-                     "--action", action, "--power-timeout", "60",
+                     "--action", action, "--power-timeout", "60", "--login-timeout", "30",
                      "--stonith-status-sleep", "1"], timeout=150)
 
 

@@ -9,7 +9,10 @@ tests (tests/test_xen_vm.py) assert on each step's result.  Steps:
 - libvirtd stopped while the domain runs: a probe must not answer "not
   running" -- neither with xenfs mounted nor in a mount namespace without it
   (a dom0 whose /proc/xen is not mounted is still a Xen dom0) -- and a stop
-  must not claim success;
+  with ``stop_without_libvirtd=false`` must not claim success; later, with
+  libvirtd stopped again, a stop (``stop_without_libvirtd`` on, the default)
+  destroys the running domain with ``xl`` and succeeds once xl no longer
+  lists it;
 - libvirtd back: monitor; a stop that saves the domain's memory
   (``snapshot=``) and a start that restores it; a graceful stop
   (``shutdown_mode=paravirt``) of the restored domain, gone from Xen's own
@@ -64,6 +67,7 @@ EXPECTED = {
     "probe-stopped": 7, "libvirtd-down-again": 0, "probe-stopped-nolibvirtd": 7,
     "probe-stopped-nolibvirtd-noxenfs": 7, "xmfile-refused": 6, "xl-to-xml": 0,
     "xl-converted-start": 0, "xl-converted-running": 0, "xl-converted-stop": 0,
+    "xl-converted-restart": 0, "stop-xl-destroy": 0, "xl-destroyed": 1,
 }
 
 
@@ -152,7 +156,7 @@ def steps(host, hasf_lib):
         ("probe-nolibvirtd", vm("monitor")),
         ("noxenfs-check", without_xenfs(["test", "!", "-e", "/proc/xen/capabilities"])),
         ("probe-nolibvirtd-noxenfs", vm.without_xenfs("monitor")),
-        ("stop-nolibvirtd", vm("stop")),
+        ("stop-nolibvirtd", vm("stop", stop_without_libvirtd="false")),
         ("xl-still-running", ["xl", "domid", DOMAIN]),
     ] + [("libvirtd-up-%d" % i, argv) for i, argv in enumerate(start_libvirtd())] + [
         ("monitor-back", vm("monitor", 10000)),
@@ -174,7 +178,11 @@ def steps(host, hasf_lib):
         ("xl-converted-start", vm("start", config=CONVERTED)),
         ("xl-converted-running", ["xl", "domid", XL_DOMAIN]),
         ("xl-converted-stop", vm("stop", config=CONVERTED)),
+        # libvirtd gone while a domain runs: stop destroys it with xl (stop_without_libvirtd)
+        ("xl-converted-restart", vm("start", config=CONVERTED)),
         ("libvirtd-down-again", stop_libvirtd()),
+        ("stop-xl-destroy", vm("stop", config=CONVERTED)),
+        ("xl-destroyed", ["xl", "domid", XL_DOMAIN]),
         ("probe-stopped-nolibvirtd", vm("monitor")),
         ("probe-stopped-nolibvirtd-noxenfs", vm.without_xenfs("monitor")),
     ]

@@ -308,9 +308,10 @@ def test_migration_plan_carries_migrate_options():
 
 
 def test_migration_network_suffix_sends_qemu_data_over_that_network():
-    """VirtualDomain's mk_migrateuri: qemu data to <node><suffix>.  Mutation: drop the
+    """VirtualDomain's mk_migrateuri: qemu's and Xen's data to <node><suffix>.  Mutation: drop the
     suffix branch of migration_uri (libvirt would pick the target's own host name)."""
     assert vm_migrate.migration_uri("node2.example.com", "-mig") == "tcp://node2-mig.example.com"
     assert vm_migrate.migration_uri("node2", "-mig", port=49152) == "tcp://node2-mig:49152"
     assert vm_migrate.migration_uri("node2", "", "") is None
-    assert vm_migrate.migration_uri("node2", "-mig", driver="xen") is None
+    # Xen: VirtualDomain gives the bare "node2-mig", which libxl completes to tcp://node2-mig
+    assert vm_migrate.migration_uri("node2", "-mig", driver="xen") == "tcp://node2-mig"

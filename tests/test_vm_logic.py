@@ -23,6 +23,17 @@ DTD_DIR = "/usr/share/resource-agents"
 NASTY = "x'; touch /tmp/hasf-pwned; echo \"$(id)\" `id` & | < > \\ $HOME"
 
 
+@pytest.fixture
+def libvirtd():
+    """A running libvirtd: "no driver for this URI scheme" is libvirtd's own answer (the
+    client hands an unknown scheme to the daemon).  With no daemon the agent cannot tell,
+    and says so (rc 1) -- these tests asserted the daemon's answer and passed only after
+    another test module had started it."""
+    from lab.libvirtd import ensure_system_libvirtd
+
+    return ensure_system_libvirtd()
+
+
 # --- config ---------------------------------------------------------------------------------
 def test_identity_from_domain_xml():
     ident = vm_config.identity(
@@ -278,7 +289,7 @@ def test_driver_errors_are_translated_not_swallowed():
     assert err.value.message.startswith("lookup: Domain not found")
 
 
-def test_unknown_uri_scheme_is_not_installed():
+def test_unknown_uri_scheme_is_not_installed(libvirtd):
     from hasf.agents.vm_libvirt import Hypervisor
     from hasf.ocf.errors import NotInstalled
 
@@ -348,7 +359,7 @@ def test_lean_hypervisor_matches_the_full_one():
     full.close()
 
 
-def test_lean_hypervisor_errors_are_translated():
+def test_lean_hypervisor_errors_are_translated(libvirtd):
     from hasf.agents.vm_libvirt import LeanHypervisor, Unreachable
     from hasf.ocf.errors import NotInstalled
 
@@ -389,7 +400,7 @@ def test_monitor_path_imports_no_libvirt_py_lxml_or_re(tmp_path):
     assert out.stdout.strip() == "7 ['libvirtmod']", out.stderr
 
 
-def test_probe_and_stop_without_a_libvirt_driver_prove_absence(tmp_path):
+def test_probe_and_stop_without_a_libvirt_driver_prove_absence(tmp_path, libvirtd):
     """No driver for the URI on this node (like a node without Xen): probe 7, stop 0."""
     params = {"name": "hasfvm-nodriver", "hypervisor": "nosuchdriver:///system"}
     rc, _o, err = run_agent("monitor", params, tmp_path)

@@ -10,6 +10,7 @@ these hosts and made the test fail.
 import json
 
 import pytest
+from test_xen_common import xen_or_skip
 
 from lab import xen_migration as mig
 
@@ -18,15 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xen]
 
 @pytest.fixture(scope="module")
 def outcome():
-    from lab.debian import GuestImageUnavailable
     from lab.hasf_lib import hasf_lib
-    from lab.xen_image import xen_image
 
-    try:
-        xen = xen_image()
-    except GuestImageUnavailable as exc:
-        pytest.skip("no Xen host image: %s" % exc)
-    return mig.run(hasf_lib(), xen)
+    return mig.run(hasf_lib(), xen_or_skip())
 
 
 def shown(outcome, *names):
@@ -42,8 +37,8 @@ def codes(outcome, names):
 def test_live_migration_there_and_back_leaves_the_domain_on_one_side(outcome):
     """A PVH domU, xennode1 -> xennode2 (libvirt picks the data port), then back with
     migrateport.
-    Mutation: vm_migrate.migration_uri giving VirtualDomain's xenmigr://HOST:PORT for Xen
-    -> the way back fails (libxl parses it as a host named "xenmigr")."""
+    Mutation: vm_migrate.migration_uri giving xend's xenmigr://HOST:PORT for Xen (what it
+    gave before) -> the way back fails: libxl takes only tcp:// or HOST:PORT."""
     names = ("probe-1", "probe-2", "start-1", "monitor-1", "migrate-to-2", "migrate-from-2",
              "monitor-2", "xl-gone-1", "xl-on-2", "probe-after-1", "migrate-to-1",
              "migrate-from-1", "monitor-back-1", "xl-gone-2", "xl-on-1", "probe-after-2")
@@ -59,8 +54,7 @@ def test_live_migration_there_and_back_leaves_the_domain_on_one_side(outcome):
 def test_a_failed_migration_leaves_the_domain_running_on_the_source_only(outcome):
     """No memory for the domain on xennode2: migrate_to fails (1), the domain runs on
     xennode1 and not on xennode2, each side's probe says so, and the target's stop
-    succeeds with nothing there.  Mutation: migrate_to returning success when
-    vm_migrate.migrate raises (the failure swallowed) -> migrate-fails is 0."""
+    succeeds with nothing there."""
     names = ("ballast-2", "migrate-fails", "failed-xl-1", "failed-xl-2", "failed-probe-1",
              "failed-probe-2", "failed-stop-2", "failed-monitor-1", "ballast-gone")
     got, want = codes(outcome, names)

@@ -10,6 +10,7 @@ the agent's code before the fixes these tests came with.
 import json
 
 import pytest
+from test_xen_common import xen_or_skip
 
 from lab import xen_vm
 
@@ -18,15 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.xen]
 
 @pytest.fixture(scope="module")
 def outcome():
-    from lab.debian import GuestImageUnavailable
     from lab.hasf_lib import hasf_lib
-    from lab.xen_image import xen_image
 
-    try:
-        xen = xen_image()
-    except GuestImageUnavailable as exc:
-        pytest.skip("no Xen host image: %s" % exc)
-    return xen_vm.run(hasf_lib(), xen)
+    return xen_vm.run(hasf_lib(), xen_or_skip())
 
 
 def shown(outcome, *names):
@@ -59,8 +54,9 @@ def test_start_monitor_probe_and_a_graceful_paravirt_stop(outcome):
 
 def test_libvirtd_down_never_stopped_while_the_domain_runs(outcome):
     """With libvirtd stopped, probe and stop decide from Xen's view (xl), xenfs mounted or
-    not.  Mutation: xen_control_domain reading /proc/xen/capabilities only -> the probe
-    without xenfs answers 7 while the domain runs."""
+    not; a stop told not to act without libvirtd fails.  Mutation: xen_control_domain
+    reading /proc/xen/capabilities only -> the probe without xenfs answers 7 while the
+    domain runs."""
     names = ("libvirtd-down", "probe-nolibvirtd", "noxenfs-check", "probe-nolibvirtd-noxenfs",
              "stop-nolibvirtd", "xl-still-running")
     assert {n: rc(outcome, n) for n in names} == {n: xen_vm.EXPECTED[n] for n in names}, \
@@ -68,6 +64,19 @@ def test_libvirtd_down_never_stopped_while_the_domain_runs(outcome):
     for name in ("probe-nolibvirtd", "probe-nolibvirtd-noxenfs", "stop-nolibvirtd"):
         assert "Xen domain %s" % xen_vm.DOMAIN in outcome.steps[name].stderr, shown(outcome,
                                                                                    name)
+
+
+def test_libvirtd_down_stop_destroys_the_domain_with_xl_verified(outcome):
+    """stop_without_libvirtd on a Xen dom0: xl destroy, success once xl no longer lists the
+    domain (before: rc 1, and Pacemaker fences the whole node).  Mutation:
+    _stop_without_libvirtd acting on qemu evidence only (the code before) -> stop-xl-destroy
+    answers 1 and the domain stays."""
+    names = ("xl-converted-restart", "libvirtd-down-again", "stop-xl-destroy", "xl-destroyed")
+    assert {n: rc(outcome, n) for n in names} == {n: xen_vm.EXPECTED[n] for n in names}, \
+        shown(outcome, *names)
+    stop = outcome.steps["stop-xl-destroy"].stderr
+    assert "destroying Xen domain %s with xl" % xen_vm.XL_DOMAIN in stop, stop
+    assert "stopped by xl destroy" in stop, stop
 
 
 def test_libvirtd_down_and_the_domain_gone_is_proven_stopped(outcome):
