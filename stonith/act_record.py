@@ -19,7 +19,6 @@ the device then fails closed as before -- unless directory and file belong
 to this user and nobody else may read or write them.
 """
 
-import json
 import os
 import stat
 import time
@@ -56,6 +55,9 @@ class ActRecords:
 
     def remember(self, target, boot_id):
         """Record that a reboot command for target left while it ran boot `boot_id`."""
+        import json  # here, not at the top: json brings re and enum (~8 ms) to every exec,
+        # meta-data and status included, and only a reboot attempt reads or writes a record
+
         text = json.dumps({"target": target, "boot_id": boot_id, "at": time.monotonic(),
                            "host_boot": _host_boot()})
         try:
@@ -74,6 +76,8 @@ class ActRecords:
 
     def unfinished(self, target):
         """The boot id a recorded, still valid reboot command found on target, or None."""
+        import json
+
         try:
             if not self._private_directory(create=False):
                 return None
