@@ -177,8 +177,8 @@ class Evidence:
     """What runs domain `name` here: qemu pids (to end them) or a Xen domain, and a
     description."""
 
-    def __init__(self, text, pids=(), qemu=False, xen=False):
-        self.text, self.pids, self.qemu, self.xen = text, list(pids), qemu, xen
+    def __init__(self, text, pids=(), xen=False):
+        self.text, self.pids, self.xen = text, list(pids), xen
 
     def __str__(self):
         return self.text
@@ -193,7 +193,7 @@ def hypervisor_evidence(name, uuid, deadline):
     found = scan(name, uuid)
     if found.matched:
         return Evidence("qemu process %s" % ", ".join(str(p) for p in found.matched),
-                        found.matched, qemu=True)
+                        found.matched)
     if found.unreadable:
         raise CannotTell("cannot tell whether a qemu process runs domain %s: %s" % (
             name, "; ".join(reason for _pid, reason in found.unreadable[:3])))

@@ -191,7 +191,7 @@ class Stopping:
             self.log.warning("%s; no hypervisor process for domain %s here: it is stopped"
                              % (exc.message, ident.name))
             return None
-        if not self.params.stop_without_libvirtd or not (evidence.qemu or evidence.xen):
+        if not self.params.stop_without_libvirtd:
             raise GenericError("%s, and %s still runs domain %s: cannot stop it"
                                % (exc.message, evidence, ident.name))
         if evidence.xen:
